@@ -1,0 +1,1 @@
+"""One module per ``ostnet`` subcommand; each defines ``register(subparsers)``."""

@@ -1,0 +1,340 @@
+"""Typed configuration for every part of ostnet, and the named presets.
+
+Every hyper-parameter taken from the OSTNet paper (Hong & Xu, arXiv 2407.09965) lives here once, with the
+section it comes from. Everything else (FOMM's architecture constants) cites reference-architecture.md.
+
+Configs are plain dataclasses so they can be built in Python, overridden from the command line
+(``key.sub=value``), serialised into a checkpoint as JSON and rebuilt from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass
+class KeypointDetectorConfig:
+    """FOMM keypoint detector F_kp (paper Sec. 3.2 and App. A; reference-architecture.md §1)."""
+
+    num_kp: int = 15  # K = 15 "being the same as DaGAN" (App. A)
+    block_expansion: int = 32
+    max_features: int = 1024
+    num_blocks: int = 5
+    temperature: float = 0.1
+    scale_factor: float = 0.25
+    estimate_jacobian: bool = True
+    pad: int = 0
+
+
+@dataclass
+class DenseMotionConfig:
+    """FOMM dense motion network producing M_{S<-D^} and the occlusion map (reference-architecture.md §2)."""
+
+    block_expansion: int = 64
+    max_features: int = 1024
+    num_blocks: int = 5
+    scale_factor: float = 0.25
+    kp_variance: float = 0.01
+    estimate_occlusion: bool = True
+
+
+@dataclass
+class GeneratorConfig:
+    """Image generator.
+
+    ``kind="ostnet"`` is the scale-embedding generator of Sec. 3.3 / Eq. 5 with L = num_down_blocks + 1
+    feature levels ("L = 4 as TPSM", so 3 down blocks). ``kind="fomm"`` is FOMM's occlusion-aware
+    generator (reference-architecture.md §3), used by the ``fomm-*`` presets (Table 5).
+    """
+
+    kind: Literal["ostnet", "fomm"] = "ostnet"
+    block_expansion: int = 64
+    max_features: int = 512
+    num_down_blocks: int = 3
+    num_bottleneck_blocks: int = 0
+    # Eq. 5 has no skip connections; TPSM's generator has warped, occluded skip features. See
+    # docs/design.md "Skip connections" for the experiment that picked the default.
+    skip_connections: bool = True
+    # SE, Sec. 3.3: add W_i z before every down block and W^w_i z before every up block.
+    scale_embedding: bool = True
+
+
+@dataclass
+class ScaleTransformConfig:
+    """Scale transformation module, Sec. 3.2 (Eqs. 1-3)."""
+
+    enabled: bool = True  # ST
+    num_fiducial: int = 20  # T = 20 (App. A)
+    num_layers: int = 4  # T_theta is "a 4-layer MLP" (App. A, Fig. 9d)
+    hidden_features: int = 256  # not given by the paper; see docs/design.md
+    latent_dim: int = 128  # size of z; not given by the paper; see docs/design.md
+    use_distance_vectors: bool = True  # Eq. 1; off for the "w/o DV" ablation (Table 4)
+    padding_mode: Literal["border", "zeros", "reflection"] = "border"
+
+
+@dataclass
+class ModelConfig:
+    """A complete model description. Stored inside every checkpoint."""
+
+    name: str = "ostnet-vox-256"
+    image_size: int = 256
+    num_channels: int = 3
+    keypoints: KeypointDetectorConfig = field(default_factory=KeypointDetectorConfig)
+    dense_motion: DenseMotionConfig = field(default_factory=DenseMotionConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    scale_transform: ScaleTransformConfig = field(default_factory=ScaleTransformConfig)
+
+    def __post_init__(self) -> None:
+        if self.generator.scale_embedding and not self.scale_transform.enabled:
+            raise ValueError("scale_embedding (SE) needs the scale transformation (ST): z comes from ST")
+
+
+@dataclass
+class AugmentationConfig:
+    """Expression-preserved augmentation, Sec. 3.4: alpha, beta ~ U[1 - delta, 1 + delta]."""
+
+    delta: float = 0.3  # "we set the scaling factor as 0.3" (App. A)
+
+
+@dataclass
+class LossConfig:
+    """Training objective, Eq. 6 / Eq. 10 with lambda_1 = lambda_2 = lambda_3 = 10 (App. A).
+
+    The VGG layer weights are 1 because lambda_1 = 10 already scales L_rec (FOMM puts its 10 inside the
+    perceptual loss; doing both would weight it 100). See docs/design.md.
+    """
+
+    lambda_rec: float = 10.0
+    lambda_eq: float = 10.0
+    lambda_dist: float = 10.0
+    perceptual_scales: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
+    perceptual_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)
+    equivariance_jacobian: bool = True
+    kp_distance_margin: float = 0.1  # gamma in Eq. 9 (App. B)
+    tps_sigma_affine: float = 0.05  # FOMM equivariance transform (reference-architecture.md §6.2)
+    tps_sigma_tps: float = 0.005
+    tps_points: int = 5
+    vgg_weights: str | None = None  # path to torchvision's vgg19-dcbb9e9d.pth; None: torch hub cache
+    allow_random_vgg: bool = False  # explicit opt-in for random VGG weights (tests, offline demos)
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and schedule. Defaults follow FOMM vox-256 (reference-architecture.md §6.4)."""
+
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = 0.0
+    milestones: tuple[int, ...] = (60, 90)  # epochs
+    gamma: float = 0.1
+    num_epochs: int = 100
+    grad_clip: float | None = None
+
+
+@dataclass
+class DataConfig:
+    """Training data. 8 pairs per GPU as in the paper (App. A)."""
+
+    root: str = ""
+    batch_size: int = 8
+    num_repeats: int = 75
+    num_workers: int = 2
+    id_sampling: bool = True
+    flip: bool = True
+    time_flip: bool = True
+    color_jitter: bool = True
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    seed: int = 0
+    max_steps: int | None = None
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    deterministic: bool = False
+    log_every: int = 10
+    image_every: int = 200
+    checkpoint_every: int = 500
+
+
+# --------------------------------------------------------------------------------------------------
+# Presets
+# --------------------------------------------------------------------------------------------------
+
+
+def _ostnet_vox_256() -> ModelConfig:
+    return ModelConfig(name="ostnet-vox-256")
+
+
+def _baseline() -> ModelConfig:
+    return ModelConfig(
+        name="baseline",
+        generator=GeneratorConfig(scale_embedding=False),
+        scale_transform=ScaleTransformConfig(enabled=False),
+    )
+
+
+def _baseline_st() -> ModelConfig:
+    return ModelConfig(name="baseline-st", generator=GeneratorConfig(scale_embedding=False))
+
+
+def _ostnet_no_dv() -> ModelConfig:
+    return ModelConfig(name="ostnet-no-dv", scale_transform=ScaleTransformConfig(use_distance_vectors=False))
+
+
+def _fomm_generator(scale_embedding: bool) -> GeneratorConfig:
+    return GeneratorConfig(
+        kind="fomm",
+        block_expansion=64,
+        max_features=512,
+        num_down_blocks=2,
+        num_bottleneck_blocks=6,
+        skip_connections=False,
+        scale_embedding=scale_embedding,
+    )
+
+
+def _fomm_vox_256() -> ModelConfig:
+    return ModelConfig(
+        name="fomm-vox-256",
+        keypoints=KeypointDetectorConfig(num_kp=10),
+        generator=_fomm_generator(scale_embedding=False),
+        scale_transform=ScaleTransformConfig(enabled=False),
+    )
+
+
+def _fomm_st_se() -> ModelConfig:
+    return ModelConfig(
+        name="fomm-st-se",
+        keypoints=KeypointDetectorConfig(num_kp=10),
+        generator=_fomm_generator(scale_embedding=True),
+    )
+
+
+def _tiny() -> ModelConfig:
+    """A few-thousand-parameter OSTNet at 64x64 for tests and CPU sanity runs."""
+    return ModelConfig(
+        name="tiny",
+        image_size=64,
+        keypoints=KeypointDetectorConfig(
+            num_kp=10, block_expansion=8, max_features=64, num_blocks=3, scale_factor=0.5
+        ),
+        dense_motion=DenseMotionConfig(block_expansion=8, max_features=64, num_blocks=3, scale_factor=0.5),
+        generator=GeneratorConfig(block_expansion=8, max_features=64, num_down_blocks=3),
+        scale_transform=ScaleTransformConfig(hidden_features=64, latent_dim=16),
+    )
+
+
+MODEL_PRESETS: dict[str, typing.Callable[[], ModelConfig]] = {
+    "ostnet-vox-256": _ostnet_vox_256,
+    "baseline": _baseline,
+    "baseline-st": _baseline_st,
+    "ostnet-no-dv": _ostnet_no_dv,
+    "fomm-vox-256": _fomm_vox_256,
+    "fomm-st-se": _fomm_st_se,
+    "tiny": _tiny,
+}
+
+
+def model_preset(name: str) -> ModelConfig:
+    """Return a fresh ModelConfig for a named preset; raise ValueError naming the valid ones."""
+    try:
+        return MODEL_PRESETS[name]()
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(MODEL_PRESETS)}") from None
+
+
+def train_preset(name: str) -> TrainConfig:
+    """TrainConfig for a model preset: the paper's optimiser and schedule (App. A, §6.4 of the reference)."""
+    return TrainConfig(model=model_preset(name))
+
+
+# --------------------------------------------------------------------------------------------------
+# Serialisation and overrides
+# --------------------------------------------------------------------------------------------------
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Dataclass -> plain JSON-able dict (tuples become lists)."""
+    return dataclasses.asdict(cfg)
+
+
+def to_json(cfg: Any) -> str:
+    return json.dumps(to_dict(cfg), indent=2, sort_keys=True)
+
+
+def _convert(tp: Any, value: Any) -> Any:
+    """Coerce a JSON value (or a dict) to the annotated field type ``tp``."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        inner = args[0] if args else Any
+        return tuple(_convert(inner, v) for v in value)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        for arg in typing.get_args(tp):
+            if arg is type(None):
+                continue
+            try:
+                return _convert(arg, value)
+            except (TypeError, ValueError):
+                continue
+        raise ValueError(f"cannot convert {value!r} to {tp}")
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Rebuild a (nested) dataclass from ``to_dict`` output. Unknown keys are an error."""
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a mapping for {cls.__name__}, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}")
+    return cls(**{k: _convert(hints[k], v) for k, v in data.items()})
+
+
+def _parse_scalar(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
+    """Apply ``a.b.c=value`` overrides (values parsed as JSON, else strings) and re-validate.
+
+    Returns a new config; raises ValueError naming the bad key.
+    """
+    data = to_dict(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not of the form key.path=value")
+        path, raw = item.split("=", 1)
+        node = data
+        keys = path.split(".")
+        for key in keys[:-1]:
+            if not isinstance(node.get(key), dict):
+                raise ValueError(f"unknown config key {path!r}")
+            node = node[key]
+        if keys[-1] not in node:
+            raise ValueError(f"unknown config key {path!r}")
+        node[keys[-1]] = _parse_scalar(raw)
+    return from_dict(type(cfg), data)

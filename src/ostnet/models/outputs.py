@@ -1,0 +1,79 @@
+"""Typed outputs passed between the networks (no string-keyed dicts).
+
+Conventions: images are float RGB in [0, 1], shape (B, C, H, W); coordinates are (x, y) in [-1, 1] from the
+first to the last pixel centre (``align_corners=True``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from torch import Tensor
+
+
+class Keypoints(NamedTuple):
+    """Keypoints of one image batch.
+
+    value: (B, K, 2) positions (x, y) in [-1, 1].
+    jacobian: (B, K, 2, 2) local affine Jacobians acting on column vectors (x, y)^T, or None.
+    """
+
+    value: Tensor
+    jacobian: Tensor | None = None
+
+
+class MotionField(NamedTuple):
+    """Output of the dense motion network (FOMM), at the motion resolution (h, w).
+
+    deformation: (B, h, w, 2) backward flow: for every output location, where to sample the source.
+    occlusion: (B, 1, h, w) in (0, 1), 1 = visible in the source; None when not estimated.
+    mask: (B, K+1, h, w) softmax weights of the K+1 sparse motions (background first).
+    sparse_deformed: (B, K+1, C, h, w) the downsampled source warped by each sparse motion.
+    """
+
+    deformation: Tensor
+    occlusion: Tensor | None
+    mask: Tensor
+    sparse_deformed: Tensor
+
+
+class GeneratorOutput(NamedTuple):
+    """prediction: (B, C, H, W) in [0, 1]; deformed: the source warped by the dense motion (B, C, H, W)."""
+
+    prediction: Tensor
+    deformed: Tensor
+    motion: MotionField
+
+
+class ScaleTransformOutput(NamedTuple):
+    """Output of the scale transformation module (Sec. 3.2).
+
+    z: (B, Z) latent scale code (Eq. 2).
+    fiducial: (B, T, 2) predicted fiducial points C (Eq. 2), (x, y) in [-1, 1].
+    grid: (B, H, W, 2) scale deformation map M_tran (sampling locations in the driving image).
+    rectified: (B, C, H, W) the scale-rectified driving image I_D^ (Eq. 3).
+    """
+
+    z: Tensor
+    fiducial: Tensor
+    grid: Tensor
+    rectified: Tensor
+
+
+class ModelOutput(NamedTuple):
+    """Everything one forward pass of OSTNet produces.
+
+    For models without ST (baseline, FOMM), ``rectified`` is the driving image itself, ``z`` and
+    ``fiducial_points`` are None and ``kp_rectified`` equals ``kp_driving``.
+    """
+
+    prediction: Tensor  # (B, C, H, W) I_rst
+    rectified: Tensor  # (B, C, H, W) I_D^
+    z: Tensor | None  # (B, Z)
+    fiducial_points: Tensor | None  # (B, T, 2)
+    kp_source: Keypoints
+    kp_driving: Keypoints
+    kp_rectified: Keypoints
+    deformation: Tensor  # (B, h, w, 2) M_{S<-D^}
+    occlusion: Tensor | None  # (B, 1, h, w)
+    deformed: Tensor  # (B, C, H, W) source warped by the dense motion (visualisation)
