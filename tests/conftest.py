@@ -1,0 +1,30 @@
+"""Shared test fixtures.
+
+Tests that use the real sample material read it from ``../shared`` beside the repository (present in CI and
+in the developers' checkouts, absent in a user's clone); such tests use the ``shared_dir`` fixture, which
+skips only when that folder is genuinely absent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not (SHARED / "data").is_dir():
+        pytest.skip("../shared (sample clips, portraits, fixtures) is not beside this checkout")
+    return SHARED
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_threads():
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    yield
