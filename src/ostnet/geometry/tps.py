@@ -86,7 +86,11 @@ class TPSGridGenerator:
         if fiducial.dim() != 3 or fiducial.shape[1:] != (self.num_points, 2):
             raise ValueError(f"fiducial points must be (B, {self.num_points}, 2), got {tuple(fiducial.shape)}")
         m = self.matrix(height, width, fiducial.device, fiducial.dtype)  # (HW, T)
-        grid = torch.einsum("pt,btc->bpc", m, fiducial)  # (B, HW, 2)
+        # M @ C' is the identity grid, so grid = identity + M @ (C - C'): the same function, but C = C' gives
+        # the identity grid exactly instead of up to float32 round-off of the matrix product.
+        offsets = fiducial - self.base.to(fiducial.device, fiducial.dtype)
+        identity = make_coordinate_grid(height, width, dtype=fiducial.dtype, device=fiducial.device)
+        grid = identity.reshape(1, -1, 2) + torch.einsum("pt,btc->bpc", m, offsets)  # (B, HW, 2)
         return grid.reshape(fiducial.shape[0], height, width, 2)
 
 

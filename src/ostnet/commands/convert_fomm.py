@@ -1,0 +1,51 @@
+"""``ostnet convert-fomm FOMM.pth.tar --output CKPT``: turn a FOMM checkpoint into an ostnet checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "convert-fomm",
+        help="convert a FOMM checkpoint (.pth.tar) into an ostnet checkpoint",
+        description=(
+            "Read a First Order Motion Model checkpoint (e.g. vox-cpk.pth.tar), infer its architecture from the "
+            "weight shapes and write a self-describing ostnet checkpoint (.safetensors). The discriminator and "
+            "optimiser states are dropped."
+        ),
+    )
+    parser.add_argument("checkpoint", type=Path, help="FOMM checkpoint file (.pth.tar)")
+    parser.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        default=None,
+        help="output .safetensors file (default: the input's name with .safetensors, beside it)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def default_output(checkpoint: Path) -> Path:
+    """``vox-cpk.pth.tar`` -> ``vox-cpk.safetensors`` in the same folder."""
+    name = checkpoint.name
+    for suffix in (".pth.tar", ".pth", ".pt", ".tar"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return checkpoint.with_name(f"{name}.safetensors")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ostnet.checkpoint import save_checkpoint
+    from ostnet.convert_fomm import convert_fomm_checkpoint, describe
+    from ostnet.models.ostnet import build_model, count_parameters
+
+    output = args.output if args.output is not None else default_output(args.checkpoint)
+    cfg, state = convert_fomm_checkpoint(args.checkpoint)
+    model = build_model(cfg)
+    model.load_state_dict(state, strict=True)
+    saved = save_checkpoint(model, output)
+    print(f"{describe(cfg, count_parameters(model))} -> {saved}")
+    return 0

@@ -1,0 +1,43 @@
+"""Training and evaluation data: dataset layouts, training pairs, transforms and synthetic talking heads.
+
+* ``ostnet.data.dataset``: ``VideoEntry``, ``list_videos``, ``num_frames``, ``read_frame``, ``read_video``,
+  ``TrainingPair``, ``PairDataset``.
+* ``ostnet.data.synthetic``: ``HeadParams``, ``render_head``, ``sample_sequence``,
+  ``write_synthetic_dataset``.
+* ``ostnet.data.transforms``: resize, flip and colour jitter shared by both frames of a pair.
+
+Names are imported lazily, so ``import ostnet.data`` loads nothing heavy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "VideoEntry": "ostnet.data.dataset",
+    "TrainingPair": "ostnet.data.dataset",
+    "PairDataset": "ostnet.data.dataset",
+    "list_videos": "ostnet.data.dataset",
+    "num_frames": "ostnet.data.dataset",
+    "read_frame": "ostnet.data.dataset",
+    "read_frames_at": "ostnet.data.dataset",
+    "read_video": "ostnet.data.dataset",
+    "identity_of": "ostnet.data.dataset",
+    "HeadParams": "ostnet.data.synthetic",
+    "Identity": "ostnet.data.synthetic",
+    "Expression": "ostnet.data.synthetic",
+    "Pose": "ostnet.data.synthetic",
+    "render_head": "ostnet.data.synthetic",
+    "sample_identity": "ostnet.data.synthetic",
+    "sample_sequence": "ostnet.data.synthetic",
+    "write_synthetic_dataset": "ostnet.data.synthetic",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ostnet.data' has no attribute {name!r}")

@@ -1,0 +1,314 @@
+"""Talking-head video datasets in the layout the field uses, and the training-pair sampler.
+
+Layout (reference-architecture.md §7.1): ``root/train/`` and ``root/test/``, each holding videos as
+(a) a folder of frames (png/jpg, sorted by name; VoxCeleb's are named ``<id>#<yt>#<start>#<end>.mp4``),
+(b) an ``.mp4``/``.gif``/``.mov`` file, or (c) one ``.png``/``.jpg`` strip of frames side by side
+(width = N x height). A video's identity is its name up to the first ``#`` (the whole name otherwise).
+
+Frames on this API are uint8 RGB ``(H, W, 3)``; ``PairDataset`` yields float tensors in [0, 1].
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from ostnet.augment import expression_preserved_augmentation
+from ostnet.data.transforms import apply_color_jitter, horizontal_flip, resize_image, sample_color_jitter
+from ostnet.errors import OstnetError
+from ostnet.io.image import IMAGE_SUFFIXES, load_image, to_tensor
+
+VIDEO_SUFFIXES = (".mp4", ".gif", ".mov")
+STRIP_SUFFIXES = (".png", ".jpg", ".jpeg")
+_EXPECTED = "expected folders of frames, .mp4/.gif/.mov files or PNG strips"
+
+VideoKind = Literal["frames", "video", "strip"]
+
+
+class VideoEntry(NamedTuple):
+    """One video of a split. kind: "frames" (folder), "video" (mp4/gif/mov file) or "strip" (one image)."""
+
+    name: str
+    identity: str
+    path: Path
+    kind: VideoKind
+
+
+def identity_of(name: str) -> str:
+    """The identity of a video name: the prefix before the first ``#``, else the whole name."""
+    return name.split("#", 1)[0] if "#" in name else name
+
+
+def _frame_files(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
+
+
+def _entry(path: Path) -> VideoEntry | None:
+    """Classify one item of a split folder; None for anything that is not a video."""
+    if path.name.startswith("."):
+        return None
+    suffix = path.suffix.lower()
+    kind: VideoKind | None = None
+    if path.is_dir():
+        kind = "frames" if _frame_files(path) else None
+    elif suffix in VIDEO_SUFFIXES:
+        kind = "video"
+    elif suffix in STRIP_SUFFIXES:
+        kind = "strip"
+    return None if kind is None else VideoEntry(path.name, identity_of(path.name), path, kind)
+
+
+def list_videos(root: str | os.PathLike[str], split: str) -> list[VideoEntry]:
+    """All videos of ``root/<split>``, sorted by name. Raises OstnetError for a missing root, a missing
+    split folder or a split without videos, saying what was expected where."""
+    root = Path(root)
+    if not root.is_dir():
+        raise OstnetError(f"{root}: dataset folder not found (expected a folder holding train/ and test/)")
+    folder = root / split
+    if not folder.is_dir():
+        raise OstnetError(f"{folder}: split folder not found (expected {split}/ inside the dataset folder)")
+    entries = [entry for path in sorted(folder.iterdir()) if (entry := _entry(path)) is not None]
+    if not entries:
+        raise OstnetError(f"{folder}: no videos found ({_EXPECTED})")
+    return entries
+
+
+def _strip_count(path: Path, width: int, height: int) -> int:
+    if width % height:
+        raise OstnetError(f"{path}: strip width {width} is not a multiple of its height {height}")
+    return width // height
+
+
+def num_frames(entry: VideoEntry) -> int:
+    """Number of frames of a video (probes files without decoding every frame)."""
+    if entry.kind == "frames":
+        return len(_frame_files(entry.path))
+    if entry.kind == "strip":
+        try:
+            with Image.open(entry.path) as img:
+                width, height = img.size
+        except (OSError, ValueError) as exc:
+            raise OstnetError(f"{entry.path}: not a readable image ({exc})") from None
+        return _strip_count(entry.path, width, height)
+    from ostnet.io.video import probe_video  # PyAV only when a video file is used
+
+    return probe_video(entry.path).num_frames
+
+
+def _split_strip(path: Path, strip: np.ndarray) -> list[np.ndarray]:
+    height, width = strip.shape[:2]
+    return [strip[:, i * height : (i + 1) * height] for i in range(_strip_count(path, width, height))]
+
+
+def _check_index(entry: VideoEntry, index: int, count: int) -> None:
+    if not 0 <= index < count:
+        raise OstnetError(f"{entry.path}: frame {index} requested, the video has {count} frames")
+
+
+def read_frames_at(entry: VideoEntry, indices: Sequence[int]) -> list[np.ndarray]:
+    """The frames at ``indices`` (any order, repeats allowed) as uint8 (H, W, 3); reads each file once and
+    decodes a video file only up to the largest index."""
+    if entry.kind == "frames":
+        files = _frame_files(entry.path)
+        for i in indices:
+            _check_index(entry, i, len(files))
+        loaded = {i: load_image(files[i]) for i in set(indices)}
+        return [loaded[i] for i in indices]
+    if entry.kind == "strip":
+        frames = _split_strip(entry.path, load_image(entry.path))
+        for i in indices:
+            _check_index(entry, i, len(frames))
+        return [frames[i] for i in indices]
+    from ostnet.io.video import iter_frames
+
+    wanted, found, decoded = set(indices), {}, 0
+    for position, frame in enumerate(iter_frames(entry.path)):
+        decoded = position + 1
+        if position in wanted:
+            found[position] = frame
+        if decoded > max(indices):
+            break
+    for i in indices:
+        _check_index(entry, i, decoded)
+    return [found[i] for i in indices]
+
+
+def read_frame(entry: VideoEntry, index: int) -> np.ndarray:
+    """One frame, uint8 (H, W, 3)."""
+    return read_frames_at(entry, [index])[0]
+
+
+def read_video(entry: VideoEntry) -> np.ndarray:
+    """All frames, uint8 (T, H, W, 3). Raises OstnetError if the frames differ in size."""
+    if entry.kind == "video":
+        from ostnet.io.video import read_frames
+
+        return read_frames(entry.path)
+    if entry.kind == "strip":
+        frames = _split_strip(entry.path, load_image(entry.path))
+    else:
+        frames = [load_image(path) for path in _frame_files(entry.path)]
+    if not frames:
+        raise OstnetError(f"{entry.path}: no frames")
+    if any(frame.shape != frames[0].shape for frame in frames):
+        raise OstnetError(f"{entry.path}: frames differ in size")
+    return np.stack(frames)
+
+
+class TrainingPair(NamedTuple):
+    """One training example (Sec. 3.4). Images float RGB in [0, 1], shape (3, S, S) (batched: (B, 3, S, S)).
+
+    source: the source frame I_S. driving: the driving frame after expression-preserved augmentation I_D'.
+    target: the driving frame before it, I_D, the ground truth. alpha, beta: the augmentation's height and
+    width factors (float32 tensors, 1 when augmentation is off). index: the dataset index.
+    """
+
+    source: Tensor
+    driving: Tensor
+    target: Tensor
+    alpha: Tensor
+    beta: Tensor
+    index: int
+
+
+class PairDataset(Dataset[TrainingPair]):
+    """FOMM training pairs (reference-architecture.md §7.2) with the driving frame augmented (Sec. 3.4).
+
+    Item ``i`` picks identity ``i % num_identities`` (``id_sampling``) or video ``i % num_videos``, then a
+    random video of it and two frame indices drawn uniformly with replacement and sorted (source first).
+    Both frames are resized to ``image_size`` and, identically, time-flipped (p = 0.5; as FOMM, a time
+    flip skips the horizontal flip) or else mirrored (p = 0.5) and colour-jittered. Last, the driving frame
+    gets the expression-preserved augmentation with factors ~ U[1 - delta, 1 + delta]; ``target`` keeps it
+    unaugmented.
+
+    Every random choice comes from a generator seeded by (seed, epoch, index), so an item does not depend
+    on workers, ranks or order: call ``set_epoch`` before each epoch (before the DataLoader starts its
+    workers) to resume or to shard across DDP ranks reproducibly.
+
+    Unreadable frames or videos are skipped: another pair is drawn, the skip is counted in
+    ``num_skipped`` / ``skipped_files`` and a RuntimeWarning names the file. With DataLoader workers each
+    worker process counts its own skips. Only ``max_retries`` failures in a row raise OstnetError.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split: str = "train",
+        *,
+        image_size: int,
+        id_sampling: bool = True,
+        num_repeats: int = 1,
+        augment: bool = True,
+        delta: float = 0.3,
+        flip: bool = True,
+        time_flip: bool = True,
+        color_jitter: bool = True,
+        seed: int = 0,
+        max_retries: int = 20,
+    ) -> None:
+        if image_size < 2 or num_repeats < 1 or max_retries < 1:
+            raise ValueError("image_size must be >= 2, num_repeats and max_retries >= 1")
+        self.root, self.split = Path(root), split
+        self.videos = list_videos(root, split)
+        self.image_size, self.num_repeats, self.max_retries = image_size, num_repeats, max_retries
+        self.id_sampling, self.augment, self.delta = id_sampling, augment, delta
+        self.flip, self.time_flip, self.color_jitter, self.seed = flip, time_flip, color_jitter, seed
+        self.epoch = 0
+        by_identity: dict[str, list[VideoEntry]] = {}
+        for entry in self.videos:
+            by_identity.setdefault(entry.identity, []).append(entry)
+        self.identities = sorted(by_identity)
+        self._groups = (
+            [by_identity[name] for name in self.identities] if id_sampling else [[v] for v in self.videos]
+        )
+        self._lengths: dict[Path, int] = {}
+        self.num_skipped = 0
+        self.skipped_files: set[Path] = set()
+
+    def __len__(self) -> int:
+        return self.num_repeats * len(self._groups)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose random draws ``__getitem__`` makes."""
+        self.epoch = int(epoch)
+
+    def generator_for(self, index: int) -> np.random.Generator:
+        """The generator of item ``index`` in the current epoch (a function of seed, epoch and index)."""
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+    def __getitem__(self, index: int) -> TrainingPair:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        rng = self.generator_for(index)
+        group = self._groups[index % len(self._groups)]
+        last_error: Exception | None = None
+        for _ in range(self.max_retries):
+            entry = group[int(rng.integers(len(group)))]
+            try:
+                frames = self._read_pair(entry, rng)
+            except (OstnetError, OSError, ValueError, EOFError) as exc:
+                self._record_skip(entry, exc)
+                last_error = exc
+                group = self._groups[int(rng.integers(len(self._groups)))]  # retry anywhere
+                continue
+            return self._make_pair(frames, rng, index)
+        raise OstnetError(
+            f"{self.root / self.split}: {self.max_retries} training pairs in a row were unreadable "
+            f"(last: {last_error})"
+        )
+
+    def _num_frames(self, entry: VideoEntry) -> int:
+        if entry.path not in self._lengths:
+            self._lengths[entry.path] = num_frames(entry)
+        return self._lengths[entry.path]
+
+    def _read_pair(self, entry: VideoEntry, rng: np.random.Generator) -> list[np.ndarray]:
+        count = self._num_frames(entry)
+        if count < 1:
+            raise OstnetError(f"{entry.path}: no frames")
+        indices = np.sort(rng.integers(count, size=2))  # with replacement, source <= driving
+        return read_frames_at(entry, [int(i) for i in indices])
+
+    def _record_skip(self, entry: VideoEntry, exc: Exception) -> None:
+        self.num_skipped += 1
+        self._lengths.pop(entry.path, None)
+        message = str(exc)
+        # OstnetError messages start with "<file>: ", naming the bad frame rather than the whole video.
+        bad = (
+            Path(message.split(":", 1)[0]) if isinstance(exc, OstnetError) and ":" in message else entry.path
+        )
+        if bad not in self.skipped_files:
+            warnings.warn(f"skipping an unreadable training pair: {message}", RuntimeWarning, stacklevel=3)
+        self.skipped_files.add(bad)
+
+    def _make_pair(self, frames: list[np.ndarray], rng: np.random.Generator, index: int) -> TrainingPair:
+        size = self.image_size
+        # Draw every random value unconditionally so that switching one option off leaves the others' draws.
+        u_time, u_flip = rng.random(2)
+        jitter = sample_color_jitter(rng)
+        torch_seed = int(rng.integers(2**62))
+        pair = torch.stack([resize_image(to_tensor(frame), size, size) for frame in frames])  # (2, 3, S, S)
+        if self.time_flip and u_time < 0.5:
+            pair = pair.flip(0)  # swap source and driving; FOMM then skips the horizontal flip
+        elif self.flip and u_flip < 0.5:
+            pair = horizontal_flip(pair)
+        if self.color_jitter:
+            pair = apply_color_jitter(pair, jitter)
+        source, target = pair[0], pair[1]
+        if not self.augment:
+            one = torch.tensor(1.0)
+            return TrainingPair(source, target.clone(), target, one, one.clone(), index)
+        generator = torch.Generator().manual_seed(torch_seed)
+        augmented = expression_preserved_augmentation(target, self.delta, generator=generator)
+        return TrainingPair(source, augmented.image, target, augmented.alpha, augmented.beta, index)

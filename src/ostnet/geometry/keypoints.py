@@ -1,0 +1,76 @@
+"""FOMM's relative keypoint normalisation for animation (reference-architecture.md §8).
+
+With kp_s (source), kp_d1 (first / best-aligned driving frame) and kp_dt (current driving frame):
+
+* relative movement: value = kp_s + alpha (kp_dt - kp_d1);
+* adapt movement scale: alpha = sqrt(area(hull(kp_s))) / sqrt(area(hull(kp_d1))), from the first batch
+  element's keypoints, otherwise alpha = 1;
+* relative Jacobian (only together with relative movement): J = (J_dt J_d1^{-1}) J_s.
+
+This is the anchor-frame procedure OSTNet removes the need for (paper Sec. 1, Fig. 1); ostnet keeps it for the
+FOMM baselines and for comparison.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.spatial import ConvexHull, QhullError
+from torch import Tensor
+
+from ostnet.models.outputs import Keypoints
+
+
+def convex_hull_area(points: Tensor | np.ndarray) -> float:
+    """Area of the 2-D convex hull of ``points`` (K, 2) (scipy's ``ConvexHull(...).volume``).
+
+    Raises ValueError for fewer than 3 points or (near-)collinear points, whose hull has no area.
+    """
+    array = points.detach().cpu().double().numpy() if isinstance(points, Tensor) else np.asarray(points, float)
+    if array.ndim != 2 or array.shape[1] != 2:
+        raise ValueError(f"points must be (K, 2), got {tuple(array.shape)}")
+    if array.shape[0] < 3:
+        raise ValueError(f"a convex hull needs at least 3 points, got {array.shape[0]}")
+    try:
+        return float(ConvexHull(array).volume)
+    except QhullError as exc:
+        raise ValueError(f"the keypoints are degenerate (collinear or coincident): {exc}") from None
+
+
+def normalize_relative(
+    kp_source: Keypoints,
+    kp_driving: Keypoints,
+    kp_driving_initial: Keypoints,
+    *,
+    adapt_movement_scale: bool = False,
+    relative_movement: bool = True,
+    relative_jacobian: bool = True,
+) -> Keypoints:
+    """FOMM's ``normalize_kp``: transfer the driving motion relative to ``kp_driving_initial`` onto the source.
+
+    Args:
+        kp_source: keypoints of the source image, value (B, K, 2), jacobian (B, K, 2, 2) or None.
+        kp_driving: keypoints of the current driving frame.
+        kp_driving_initial: keypoints of the reference driving frame (B, or 1 broadcastable).
+        adapt_movement_scale: scale the movement by sqrt(hull area ratio) of the first batch element.
+        relative_movement: if False, ``kp_driving`` is returned unchanged (absolute mode).
+        relative_jacobian: also make the Jacobians relative (needs all three Jacobians).
+
+    Returns:
+        Keypoints with value (B, K, 2) and jacobian (B, K, 2, 2) (``kp_driving.jacobian`` if not relative).
+    """
+    if not relative_movement:
+        return kp_driving
+    scale = 1.0
+    if adapt_movement_scale:
+        source_area = convex_hull_area(kp_source.value[0])
+        driving_area = convex_hull_area(kp_driving_initial.value[0])
+        scale = float(np.sqrt(source_area) / np.sqrt(driving_area))
+    value = (kp_driving.value - kp_driving_initial.value) * scale + kp_source.value
+    jacobian = kp_driving.jacobian
+    if relative_jacobian and jacobian is not None:
+        if kp_source.jacobian is None or kp_driving_initial.jacobian is None:
+            raise ValueError("relative_jacobian needs the Jacobians of all three keypoint sets")
+        change = torch.matmul(jacobian, torch.inverse(kp_driving_initial.jacobian))
+        jacobian = torch.matmul(change, kp_source.jacobian)
+    return Keypoints(value=value, jacobian=jacobian)

@@ -1,0 +1,118 @@
+"""The training objective of OSTNet (paper Eq. 6 / Eq. 10, App. A and B).
+
+    L = lambda_1 (L_rec^D + L_rec^D^) + lambda_2 L_eq + lambda_3 L_dist,   lambda_1 = lambda_2 = lambda_3 = 10
+
+* L_rec^D:  multi-scale perceptual loss between the prediction I_rst and the ground truth I_GT (the original,
+  un-augmented driving frame, ``TrainingPair.target``), Eq. 7.
+* L_rec^D^: the same between the scale-rectified driving image I_D^ and I_GT (only for models with ST).
+* L_eq:     equivariance of the keypoint detector under a random TPS of the source, Eq. 8 (value + Jacobian).
+* L_dist:   keypoint distance hinge on the source keypoints, Eq. 9 (see keypoint_distance.py for the sign).
+
+The objective lives outside the networks (style.md §3.8): it takes the model, the batch and the model output.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from ostnet.config import LossConfig
+from ostnet.geometry import RandomTPS
+from ostnet.losses.equivariance import equivariance_loss, random_tps_for_samples
+from ostnet.losses.keypoint_distance import keypoint_distance_loss
+from ostnet.losses.perceptual import PerceptualLoss
+from ostnet.losses.vgg import Vgg19Features, build_vgg19
+from ostnet.models.outputs import ModelOutput
+
+if TYPE_CHECKING:
+    from ostnet.data.dataset import TrainingPair
+
+
+class LossTerms(NamedTuple):
+    """All loss values of one step. ``total`` carries the graph; the others are the unweighted terms.
+
+    rec_driving: L_rec^D; rec_rectified: L_rec^D^ (None without ST); eq_value / eq_jacobian: the two parts of
+    L_eq (None when switched off); dist: L_dist. All float32 scalars.
+    """
+
+    total: Tensor
+    rec_driving: Tensor
+    rec_rectified: Tensor | None
+    eq_value: Tensor | None
+    eq_jacobian: Tensor | None
+    dist: Tensor | None
+
+    def as_dict(self) -> dict[str, Tensor]:
+        """Detached scalars for logging, keyed by term name; absent terms are left out."""
+        return {name: value.detach() for name, value in self._asdict().items() if value is not None}
+
+
+def _weighted(weight: float, *terms: Tensor | None) -> Tensor | float:
+    present = [t for t in terms if t is not None]
+    return weight * sum(present) if present else 0.0
+
+
+class Objective(nn.Module):
+    """Eq. 6 / Eq. 10 with the weights of ``LossConfig``.
+
+    Args:
+        cfg: loss weights, pyramid scales, VGG layer weights, equivariance TPS parameters, gamma.
+        vgg: an already built VGG-19 to share (tests); None builds it from ``cfg`` (``build_vgg19``).
+    """
+
+    def __init__(self, cfg: LossConfig, vgg: Vgg19Features | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        vgg = vgg if vgg is not None else build_vgg19(cfg.vgg_weights, cfg.allow_random_vgg)
+        self.perceptual = PerceptualLoss(vgg, cfg.perceptual_scales, cfg.perceptual_layer_weights)
+
+    def forward(
+        self, model: nn.Module, batch: TrainingPair, out: ModelOutput, *, tps_seed: int | None = None
+    ) -> LossTerms:
+        """Compute every term and the weighted total.
+
+        Args:
+            model: the OSTNet (or a DDP wrapper of it) that produced ``out``; its ``kp_detector`` is called on
+                the transformed source for L_eq.
+            batch: the TrainingPair (source, driving, target, ..., index) the model was run on.
+            out: ``model(batch.source, batch.driving)``.
+            tps_seed: seed of the equivariance transforms; with it each sample's transform depends only on
+                (tps_seed, batch.index[b]). None draws them from the global torch RNG.
+        """
+        model = getattr(model, "module", model)  # unwrap DistributedDataParallel
+        cfg = self.cfg
+        target_feats = self.perceptual.target_features(batch.target)
+        rec_driving = self.perceptual.distance(out.prediction, target_feats)
+        rec_rectified = None
+        if model.has_scale_transform:
+            rec_rectified = self.perceptual.distance(out.rectified, target_feats)
+        eq_value = eq_jacobian = None
+        if cfg.lambda_eq:
+            transform = self._transform(batch, tps_seed)
+            eq = equivariance_loss(
+                model.kp_detector, batch.source, out.kp_source, transform, cfg.equivariance_jacobian
+            )
+            eq_value, eq_jacobian = eq.value, eq.jacobian
+        dist = (
+            keypoint_distance_loss(out.kp_source.value, cfg.kp_distance_margin) if cfg.lambda_dist else None
+        )
+        total = (
+            _weighted(cfg.lambda_rec, rec_driving, rec_rectified)
+            + _weighted(cfg.lambda_eq, eq_value, eq_jacobian)
+            + _weighted(cfg.lambda_dist, dist)
+        )
+        total = torch.as_tensor(total, dtype=torch.float32, device=rec_driving.device)
+        return LossTerms(total, rec_driving, rec_rectified, eq_value, eq_jacobian, dist)
+
+    def _transform(self, batch: TrainingPair, tps_seed: int | None) -> RandomTPS:
+        cfg = self.cfg
+        device = batch.source.device
+        if tps_seed is None:
+            size = batch.source.shape[0]
+            return RandomTPS(size, cfg.tps_sigma_affine, cfg.tps_sigma_tps, cfg.tps_points, device=device)
+        indices = [int(i) for i in torch.as_tensor(batch.index).reshape(-1).tolist()]
+        return random_tps_for_samples(
+            indices, tps_seed, cfg.tps_sigma_affine, cfg.tps_sigma_tps, cfg.tps_points, device=device
+        )

@@ -1,0 +1,114 @@
+"""Scale-embedding generator (SE), paper Sec. 3.3, Eq. 5 and Fig. 4.
+
+    f_1       = F_en(I_S)                                   (stem: 7x7 conv block)
+    f_{i+1}   = F_down^i(f_i + W_i z),      i = 1 .. L-1    (3x3 conv, BN, ReLU, avg-pool; App. A, Fig. 9a)
+    f_L^w     = F_warp(f_L, M_{S<-D^})  (x occlusion)       (FOMM dense motion, at the bottleneck)
+    f_i^w     = F_up^i(f_{i+1}^w + W^w_i z), i = L-1 .. 1   (upsample, 3x3 conv, BN, ReLU; Fig. 9b)
+    I_rst     = sigmoid(conv1x1(f_1^w))
+
+L = num_down_blocks + 1 feature levels; "L = 4 as TPSM" gives 256/128/64/32 for a 256x256 input.
+
+Optional parts (config switches, documented in docs/design.md):
+
+* ``skip_connections``: TPSM-style skips. Each encoder level f_i is warped by the dense motion (resized to the
+  level), multiplied by the occlusion map and concatenated to the decoder feature at that level; the W^w z
+  embedding then matches the concatenated width. Eq. 5 has none; the default was chosen by experiment.
+* ``num_bottleneck_blocks``: residual blocks after the bottleneck warp (0 in Eq. 5).
+* ``scale_embedding`` off (the ``baseline`` / ``baseline-st`` ablations, Table 3): no W z terms.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from ostnet.config import ModelConfig
+from ostnet.geometry import resize_flow, warp
+from ostnet.geometry.warp import resize_map
+from ostnet.models.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
+from ostnet.models.dense_motion import DenseMotionNetwork
+from ostnet.models.outputs import GeneratorOutput, Keypoints, MotionField
+
+
+class PreparedSource(NamedTuple):
+    """Per-source work done once when many driving frames animate one source."""
+
+    image: Tensor  # (B, C, H, W)
+    stem: Tensor  # f_1 = F_en(I_S), (B, c_1, H, W)
+    motion: object  # the dense motion network's prepared source
+
+
+def embed(features: Tensor, z: Tensor | None, layer: nn.Linear | None) -> Tensor:
+    """features + W z, with W z broadcast over space. (B, C, H, W), (B, Z) -> (B, C, H, W)."""
+    if layer is None:
+        return features
+    return features + layer(z).to(features.dtype)[:, :, None, None]
+
+
+class OSTNetGenerator(nn.Module):
+    """The generator of Eq. 5, with the FOMM dense motion network inside (``dense_motion_network``)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        g = cfg.generator
+        self.cfg = cfg
+        self.skip_connections = g.skip_connections
+        levels = g.num_down_blocks + 1
+        ch = [min(g.max_features, g.block_expansion * 2**i) for i in range(levels)]  # c_1 .. c_L
+        self.dense_motion_network = DenseMotionNetwork(cfg.dense_motion, cfg.keypoints.num_kp, cfg.num_channels)
+        self.first = SameBlock2d(cfg.num_channels, ch[0], kernel_size=7)
+        self.down_blocks = nn.ModuleList(DownBlock2d(ch[i], ch[i + 1]) for i in range(levels - 1))
+        self.bottleneck = nn.Sequential(*(ResBlock2d(ch[-1]) for _ in range(g.num_bottleneck_blocks)))
+        skip = 2 if g.skip_connections else 1
+        # up block j maps level L-j to level L-j-1; its input is c_{L-j} (+ skip concat below the bottleneck)
+        up_in = [ch[-1]] + [skip * ch[i] for i in range(levels - 2, 0, -1)]
+        up_out = [ch[i] for i in range(levels - 2, -1, -1)]
+        self.up_blocks = nn.ModuleList(UpBlock2d(i, o) for i, o in zip(up_in, up_out, strict=True))
+        self.final = nn.Conv2d(skip * ch[0], cfg.num_channels, kernel_size=1)
+        if g.scale_embedding:
+            z_dim = cfg.scale_transform.latent_dim
+            self.z_down = nn.ModuleList(nn.Linear(z_dim, ch[i]) for i in range(levels - 1))  # W_i
+            self.z_up = nn.ModuleList(nn.Linear(z_dim, c) for c in up_in)  # W^w_i
+        else:
+            self.z_down = self.z_up = None
+
+    def prepare_source(self, source: Tensor, kp_source: Keypoints) -> PreparedSource:
+        return PreparedSource(source, self.first(source), self.dense_motion_network.prepare_source(source, kp_source))
+
+    def forward(
+        self, source: Tensor, kp_source: Keypoints, kp_driving: Keypoints, z: Tensor | None = None
+    ) -> GeneratorOutput:
+        """source (B, C, H, W), keypoints of S and of the (rectified) driving image, z (B, Z) -> I_rst."""
+        return self.forward_prepared(self.prepare_source(source, kp_source), kp_driving, z)
+
+    def forward_prepared(self, prepared: PreparedSource, kp_driving: Keypoints, z: Tensor | None) -> GeneratorOutput:
+        if (z is None) != (self.z_down is None):
+            raise ValueError("z must be given exactly when the generator has scale embedding (SE)")
+        motion = self.dense_motion_network.forward_prepared(prepared.motion, kp_driving)
+        features = [prepared.stem]
+        for i, block in enumerate(self.down_blocks):  # f_{i+1} = F_down^i(f_i + W_i z)
+            features.append(block(embed(features[-1], z, self._layer(self.z_down, i))))
+        out = self.bottleneck(self._warp(features[-1], motion))  # f_L^w
+        for j, block in enumerate(self.up_blocks):  # f_i^w = F_up^i(f_{i+1}^w + W^w_i z)
+            out = block(embed(out, z, self._layer(self.z_up, j)))
+            if self.skip_connections:
+                out = torch.cat([out, self._warp(features[-j - 2], motion)], dim=1)
+        prediction = torch.sigmoid(self.final(out))
+        h, w = prepared.image.shape[-2:]
+        deformed = warp(prepared.image, resize_flow(motion.deformation, h, w))
+        return GeneratorOutput(prediction=prediction, deformed=deformed, motion=motion)
+
+    @staticmethod
+    def _layer(layers: nn.ModuleList | None, index: int) -> nn.Linear | None:
+        return None if layers is None else layers[index]
+
+    @staticmethod
+    def _warp(features: Tensor, motion: MotionField) -> Tensor:
+        """Warp a feature map by the dense motion (resized to its size) and apply the occlusion map."""
+        h, w = features.shape[-2:]
+        out = warp(features, resize_flow(motion.deformation, h, w))
+        if motion.occlusion is not None:
+            out = out * resize_map(motion.occlusion, h, w)
+        return out
