@@ -225,9 +225,7 @@ def _tiny() -> ModelConfig:
     return ModelConfig(
         name="tiny",
         image_size=64,
-        keypoints=KeypointDetectorConfig(
-            num_kp=10, block_expansion=8, max_features=64, num_blocks=3, scale_factor=0.5
-        ),
+        keypoints=KeypointDetectorConfig(num_kp=10, block_expansion=8, max_features=64, num_blocks=3, scale_factor=0.5),
         dense_motion=DenseMotionConfig(block_expansion=8, max_features=64, num_blocks=3, scale_factor=0.5),
         generator=GeneratorConfig(block_expansion=8, max_features=64, num_down_blocks=3),
         scale_transform=ScaleTransformConfig(hidden_features=64, latent_dim=16),

@@ -1,9 +1,9 @@
 """Import a FOMM checkpoint (``*.pth.tar``, reference-architecture.md §10) as an ostnet model.
 
-``convert_fomm_checkpoint(path)`` reads the file with ``torch.load(weights_only=True)`` (no code is unpickled),
-infers the architecture from tensor shapes alone, and returns a ``ModelConfig`` (generator kind ``fomm``, no
-scale transformation, no scale embedding) plus the state dict of our ``OSTNet`` (``kp_detector.<FOMM key>``,
-``generator.<FOMM key>``). Discriminator and optimiser entries are dropped.
+``convert_fomm_checkpoint(path)`` reads the file with ``torch.load(weights_only=True)`` (no code is
+unpickled), infers the architecture from tensor shapes alone, and returns a ``ModelConfig`` (generator kind
+``fomm``, no scale transformation, no scale embedding) plus the state dict of our ``OSTNet``
+(``kp_detector.<FOMM key>``, ``generator.<FOMM key>``). Discriminator and optimiser entries are dropped.
 
 What the shapes determine: K, the image channels, every hourglass's block_expansion / num_blocks /
 max_features, the generator's block_expansion / max_features / num_down_blocks / num_bottleneck_blocks, the
@@ -79,7 +79,9 @@ def load_fomm_parts(path: Path) -> dict[str, dict[str, Tensor]]:
             f"{path}: not a PyTorch checkpoint readable with weights_only=True ({type(exc).__name__})"
         ) from None
     if not isinstance(checkpoint, dict):
-        raise OstnetError(f"{path}: not a FOMM checkpoint (top level is {type(checkpoint).__name__}, not a dict)")
+        raise OstnetError(
+            f"{path}: not a FOMM checkpoint (top level is {type(checkpoint).__name__}, not a dict)"
+        )
     missing = [part for part in _PARTS if not isinstance(checkpoint.get(part), dict)]
     if missing:
         raise OstnetError(f"{path}: not a FOMM checkpoint: no {' or '.join(missing)} state dict")
@@ -217,6 +219,7 @@ def describe(cfg: ModelConfig, num_parameters: int) -> str:
         f"dense motion {dm.block_expansion}-{dm.max_features} x{dm.num_blocks}, "
         f"generator {g.block_expansion}-{g.max_features} ({g.num_down_blocks} down, "
         f"{g.num_bottleneck_blocks} bottleneck), scale {kp.scale_factor:g}, "
-        f"jacobian {'yes' if kp.estimate_jacobian else 'no'}, occlusion {'yes' if dm.estimate_occlusion else 'no'}, "
+        f"jacobian {'yes' if kp.estimate_jacobian else 'no'}, "
+        f"occlusion {'yes' if dm.estimate_occlusion else 'no'}, "
         f"{num_parameters:,} parameters"
     )

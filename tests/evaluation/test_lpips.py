@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 from ostnet.evaluation.lpips import (
-    ALEX_CHANNELS,
     ALEXNET_FILENAME,
     LPIPS,
     LpipsUnavailable,
@@ -18,23 +15,8 @@ from ostnet.evaluation.lpips import (
     try_load_lpips,
 )
 
-# torchvision AlexNet conv layers: index -> (out, in, kernel, stride, padding)
-_CONVS = {0: (64, 3, 11, 4, 2), 3: (192, 64, 5, 1, 2), 6: (384, 192, 3, 1, 1), 8: (256, 384, 3, 1, 1),
-          10: (256, 256, 3, 1, 1)}  # fmt: skip
-
-
-def _write_weights(folder: Path, alex_name: str = ALEXNET_FILENAME, lin_name: str = "alex.pth") -> dict:
-    gen = torch.Generator().manual_seed(3)
-    alex = {}
-    for i, (cout, cin, k, _, _) in _CONVS.items():
-        alex[f"features.{i}.weight"] = torch.randn(cout, cin, k, k, generator=gen) * (2.0 / (cin * k * k)) ** 0.5
-        alex[f"features.{i}.bias"] = torch.randn(cout, generator=gen) * 0.1
-    alex["classifier.1.weight"] = torch.randn(8, 4, generator=gen)  # extra keys must be ignored
-    lin = {f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1, generator=gen) for k, c in enumerate(ALEX_CHANNELS)}
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.save(alex, folder / alex_name)
-    torch.save(lin, folder / lin_name)
-    return {**alex, **lin}
+# torchvision AlexNet conv layers: features index -> (stride, padding), for the reference below
+ALEX_CONVS = {0: (4, 2), 3: (1, 2), 6: (1, 1), 8: (1, 1), 10: (1, 1)}
 
 
 def _reference_lpips(weights: dict, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -44,7 +26,7 @@ def _reference_lpips(weights: dict, a: torch.Tensor, b: torch.Tensor) -> torch.T
 
     def feats(x):
         x, out = ((2 * x - 1) - shift) / scale, []
-        for i, (_, _, _, stride, pad) in _CONVS.items():
+        for i, (stride, pad) in ALEX_CONVS.items():
             x = F.relu(F.conv2d(x, weights[f"features.{i}.weight"], weights[f"features.{i}.bias"], stride, pad))
             out.append(x)
             if i in (0, 3):
@@ -59,8 +41,8 @@ def _reference_lpips(weights: dict, a: torch.Tensor, b: torch.Tensor) -> torch.T
     return total
 
 
-def test_loads_file_layouts_and_matches_reference(tmp_path):
-    weights = _write_weights(tmp_path / "checkpoints")
+def test_loads_file_layouts_and_matches_reference(tmp_path, fake_lpips_weights):
+    weights = fake_lpips_weights(tmp_path / "checkpoints")
     model = load_lpips(hub_dir=tmp_path)  # found in <hub>/checkpoints
     a, b = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
     ours = model(a, b)
@@ -69,8 +51,8 @@ def test_loads_file_layouts_and_matches_reference(tmp_path):
     assert torch.equal(model.linear_state_dict()["lin2.model.1.weight"], weights["lin2.model.1.weight"])
 
 
-def test_identity_symmetry_and_eval_mode(tmp_path):
-    _write_weights(tmp_path)
+def test_identity_symmetry_and_eval_mode(tmp_path, fake_lpips_weights):
+    fake_lpips_weights(tmp_path)
     model = load_lpips(tmp_path / ALEXNET_FILENAME, tmp_path / "alex.pth")
     model.train()
     assert not model.training  # dropout never switches on
@@ -83,7 +65,7 @@ def test_identity_symmetry_and_eval_mode(tmp_path):
 
 def test_state_dict_keys_are_the_public_layouts():
     keys = set(LPIPS().net.state_dict())
-    assert keys == {f"features.{i}.{p}" for i in _CONVS for p in ("weight", "bias")}
+    assert keys == {f"features.{i}.{p}" for i in ALEX_CONVS for p in ("weight", "bias")}
 
 
 def test_missing_weights_give_a_reason_not_a_crash(tmp_path):
@@ -98,8 +80,8 @@ def test_missing_weights_give_a_reason_not_a_crash(tmp_path):
     assert model is None and "not a torchvision AlexNet state dict" in reason
 
 
-def test_wrong_shapes_and_garbage_files(tmp_path):
-    weights = _write_weights(tmp_path)
+def test_wrong_shapes_and_garbage_files(tmp_path, fake_lpips_weights):
+    weights = fake_lpips_weights(tmp_path)
     weights["lin1.model.1.weight"] = torch.zeros(1, 7, 1, 1)
     torch.save({k: v for k, v in weights.items() if k.startswith("lin")}, tmp_path / "alex.pth")
     with pytest.raises(LpipsUnavailable, match="lin1|1.model.1.weight"):
@@ -109,8 +91,8 @@ def test_wrong_shapes_and_garbage_files(tmp_path):
     assert "cannot read weights" in reason
 
 
-def test_locate_prefers_explicit_paths(tmp_path):
-    _write_weights(tmp_path / "hub" / "checkpoints", lin_name="lpips_v0.1_alex.pth")
+def test_locate_prefers_explicit_paths(tmp_path, fake_lpips_weights):
+    fake_lpips_weights(tmp_path / "hub" / "checkpoints", lin_name="lpips_v0.1_alex.pth")
     found = locate_lpips_weights(hub_dir=tmp_path / "hub")
     assert found.linear.name == "lpips_v0.1_alex.pth"
     with pytest.raises(LpipsUnavailable, match="nowhere.pth"):

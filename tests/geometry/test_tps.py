@@ -45,7 +45,7 @@ def test_interpolates_the_fiducial_points():
 def test_gradcheck_grid_and_warp():
     gen = TPSGridGenerator(8)
     image = torch.rand(1, 2, 6, 6, dtype=torch.float64)
-    pts = (0.9 * base_fiducial_points(8, dtype=torch.float64) + 0.01 * torch.randn(8, 2, dtype=torch.float64))
+    pts = 0.9 * base_fiducial_points(8, dtype=torch.float64) + 0.01 * torch.randn(8, 2, dtype=torch.float64)
 
     def f(p):
         return warp(image, gen(p[None], 5, 5))

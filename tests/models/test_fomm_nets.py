@@ -1,4 +1,4 @@
-"""Blocks, keypoint detector, dense motion network and FOMM generator: shapes, gradients, analytic cases, keys."""
+"""Blocks, keypoint detector, dense motion network, FOMM generator: shapes, gradients, analytics, keys."""
 
 from __future__ import annotations
 
@@ -79,7 +79,9 @@ def test_block_shapes_and_fomm_attribute_names():
     assert SameBlock2d(4, 6, kernel_size=7)(x).shape == (2, 6, 16, 16)
     assert ResBlock2d(4)(x).shape == x.shape
     assert set(dict(DownBlock2d(4, 6).named_children())) >= {"conv", "norm"}
-    assert {"conv1.weight", "conv2.weight", "norm1.running_mean", "norm2.bias"} <= set(ResBlock2d(4).state_dict())
+    assert {"conv1.weight", "conv2.weight", "norm1.running_mean", "norm2.bias"} <= set(
+        ResBlock2d(4).state_dict()
+    )
 
 
 def test_upblock_upsamples_nearest_before_conv():
@@ -174,7 +176,12 @@ def test_keypoint_detector_gradients_and_keys():
     (kp.value.sum() + kp.jacobian.square().sum()).backward()
     assert_all_grads(detector)
     keys = set(detector.state_dict())
-    assert {"kp.weight", "jacobian.bias", "down.weight", "predictor.encoder.down_blocks.0.conv.weight"} <= keys
+    assert {
+        "kp.weight",
+        "jacobian.bias",
+        "down.weight",
+        "predictor.encoder.down_blocks.0.conv.weight",
+    } <= keys
     no_down = KeypointDetector(dataclasses.replace(cfg.keypoints, scale_factor=1, estimate_jacobian=False))
     assert not any(k.startswith(("down.", "jacobian.")) for k in no_down.state_dict())
     assert no_down(torch.rand(1, 3, 32, 32)).jacobian is None
@@ -205,7 +212,9 @@ def test_dense_motion_shapes_and_identity_motion():
     grid = make_coordinate_grid(32, 32).expand(2, 32, 32, 2)
     torch.testing.assert_close(motion.deformation, grid, atol=1e-5, rtol=0)
     down = net.down(source)
-    torch.testing.assert_close(motion.sparse_deformed, down[:, None].expand(2, 11, 3, 32, 32), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        motion.sparse_deformed, down[:, None].expand(2, 11, 3, 32, 32), atol=1e-5, rtol=0
+    )
 
 
 def test_sparse_motions_analytic():
@@ -298,7 +307,7 @@ def test_generator_prepared_equals_forward():
 
 
 def test_flow_resize_convention_switch():
-    """fomm_resize: FOMM's align_corners=False resize of D; False: the project's resize_flow (align_corners=True)."""
+    """fomm_resize: FOMM's align_corners=False resize of D; False: resize_flow (align_corners=True)."""
     cfg = tiny_fomm(num_down_blocks=1)  # features 32x32, motion 32x32; image 64x64 -> ``deformed`` is resized
     source, ks, kd = torch.rand(1, 3, 64, 64), random_kp(1, 10), random_kp(1, 10)
     fomm = FOMMGenerator(cfg).eval()
@@ -309,3 +318,25 @@ def test_flow_resize_convention_switch():
     torch.testing.assert_close(b.deformed, warp(source, resize_flow(b.motion.deformation, 64, 64)))
     torch.testing.assert_close(a.motion.deformation, b.motion.deformation)
     assert (a.deformed - b.deformed).abs().max() > 1e-3
+
+
+def test_vox_256_preset_has_fomm_checkpoint_layout():
+    """Shapes and parameter counts of reference-architecture.md §10 (built on the meta device: no memory)."""
+    from ostnet.models.ostnet import build_model
+
+    with torch.device("meta"):
+        model = build_model("fomm-vox-256")
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert shapes["kp_detector.kp.weight"] == (10, 35, 7, 7)
+    assert shapes["kp_detector.jacobian.weight"] == (40, 35, 7, 7)
+    assert shapes["kp_detector.down.weight"] == (3, 1, 13, 13)
+    assert shapes["kp_detector.predictor.decoder.up_blocks.1.conv.weight"] == (256, 1024, 3, 3)
+    dm = "generator.dense_motion_network."
+    assert shapes[dm + "hourglass.encoder.down_blocks.0.conv.weight"] == (128, 44, 3, 3)
+    assert shapes[dm + "hourglass.decoder.up_blocks.1.conv.weight"] == (512, 2048, 3, 3)
+    assert shapes[dm + "mask.weight"] == (11, 108, 7, 7) and shapes[dm + "occlusion.weight"] == (1, 108, 7, 7)
+    assert shapes["generator.up_blocks.0.conv.weight"] == (128, 256, 3, 3)
+    assert shapes["generator.bottleneck.r5.conv1.weight"] == (256, 256, 3, 3)
+    assert shapes["generator.final.weight"] == (3, 64, 7, 7)
+    assert round(sum(p.numel() for p in model.kp_detector.parameters()) / 1e5) == 142  # ~14.2 M
+    assert round(sum(p.numel() for p in model.generator.parameters()) / 1e5) == 456  # ~45.6 M

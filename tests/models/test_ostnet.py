@@ -71,7 +71,9 @@ def test_se_without_st_is_rejected():
     from ostnet.config import GeneratorConfig, ScaleTransformConfig
 
     with pytest.raises(ValueError, match="needs the scale transformation"):
-        ModelConfig(generator=GeneratorConfig(scale_embedding=True), scale_transform=ScaleTransformConfig(enabled=False))
+        ModelConfig(
+            generator=GeneratorConfig(scale_embedding=True), scale_transform=ScaleTransformConfig(enabled=False)
+        )
 
 
 @pytest.mark.parametrize(

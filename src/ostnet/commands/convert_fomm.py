@@ -11,9 +11,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "convert-fomm",
         help="convert a FOMM checkpoint (.pth.tar) into an ostnet checkpoint",
         description=(
-            "Read a First Order Motion Model checkpoint (e.g. vox-cpk.pth.tar), infer its architecture from the "
-            "weight shapes and write a self-describing ostnet checkpoint (.safetensors). The discriminator and "
-            "optimiser states are dropped."
+            "Read a First Order Motion Model checkpoint (e.g. vox-cpk.pth.tar), infer its architecture "
+            "from the weight shapes and write a self-describing ostnet checkpoint (.safetensors). The "
+            "discriminator and optimiser states are dropped."
         ),
     )
     parser.add_argument("checkpoint", type=Path, help="FOMM checkpoint file (.pth.tar)")

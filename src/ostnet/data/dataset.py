@@ -23,6 +23,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ostnet.augment import expression_preserved_augmentation
+from ostnet.config import AugmentationConfig, DataConfig
 from ostnet.data.transforms import apply_color_jitter, horizontal_flip, resize_image, sample_color_jitter
 from ostnet.errors import OstnetError
 from ostnet.io.image import IMAGE_SUFFIXES, load_image, to_tensor
@@ -235,6 +236,30 @@ class PairDataset(Dataset[TrainingPair]):
         self._lengths: dict[Path, int] = {}
         self.num_skipped = 0
         self.skipped_files: set[Path] = set()
+
+    @classmethod
+    def from_config(
+        cls,
+        data: DataConfig,
+        augmentation: AugmentationConfig,
+        *,
+        image_size: int,
+        split: str = "train",
+        seed: int = 0,
+    ) -> PairDataset:
+        """Build from the training config (DataConfig.root, sampling flags; AugmentationConfig.delta)."""
+        return cls(
+            data.root,
+            split,
+            image_size=image_size,
+            id_sampling=data.id_sampling,
+            num_repeats=data.num_repeats,
+            delta=augmentation.delta,
+            flip=data.flip,
+            time_flip=data.time_flip,
+            color_jitter=data.color_jitter,
+            seed=seed,
+        )
 
     def __len__(self) -> int:
         return self.num_repeats * len(self._groups)

@@ -29,6 +29,7 @@ its 0-based row number. Frame references ("frame paths"):
 
 Paths are written as found under the dataset root given to the sampler; relative paths in a CSV are resolved
 against the dataset root. Sampling is deterministic in ``seed`` (NumPy's PCG64 ``default_rng``).
+``FrameLoader`` reads references as model-sized tensors, decoding each video once per batch.
 """
 
 from __future__ import annotations
@@ -36,15 +37,27 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import Tensor
 
-from ostnet.data.dataset import STRIP_SUFFIXES, VIDEO_SUFFIXES, VideoEntry, identity_of, list_videos, num_frames
+from ostnet.data.dataset import (
+    STRIP_SUFFIXES,
+    VIDEO_SUFFIXES,
+    VideoEntry,
+    identity_of,
+    list_videos,
+    num_frames,
+    read_frames_at,
+)
+from ostnet.data.transforms import resize_image
 from ostnet.errors import OstnetError
-from ostnet.io.image import IMAGE_SUFFIXES
+from ostnet.io.image import IMAGE_SUFFIXES, to_tensor
 
 PROTOCOLS = ("same-scale", "different-scale", "reconstruction", "cross-identity")
 GROUND_TRUTH_PROTOCOLS = ("same-scale", "different-scale", "reconstruction")
@@ -96,7 +109,9 @@ def has_ground_truth(protocol: str) -> bool:
 
 
 def _frame_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    return sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
 
 
 def format_frame_ref(entry: VideoEntry, index: int, frame_files: Sequence[Path] | None = None) -> str:
@@ -191,7 +206,9 @@ def make_different_scale(
 
 
 def sample_reconstruction(
-    videos: Sequence[VideoEntry], num_videos: int | None = None, counter: Callable[[VideoEntry], int] = num_frames
+    videos: Sequence[VideoEntry],
+    num_videos: int | None = None,
+    counter: Callable[[VideoEntry], int] = num_frames,
 ) -> list[Pair]:
     """FOMM reconstruction: frame 0 -> every frame, for the first ``num_videos`` videos (sorted by name)."""
     if not videos:
@@ -245,7 +262,9 @@ class SamplingOptions:
     reconstruction_videos: int | None = None  # None: every test video
 
 
-def build_pairs(protocol: str, root: str | os.PathLike, split: str = "test", opts: SamplingOptions | None = None) -> list[Pair]:
+def build_pairs(
+    protocol: str, root: str | os.PathLike, split: str = "test", opts: SamplingOptions | None = None
+) -> list[Pair]:
     """The pair list of ``protocol`` for the videos of ``root/<split>`` (sorted by name)."""
     opts = opts or SamplingOptions()
     check_protocol(protocol)
@@ -255,7 +274,9 @@ def build_pairs(protocol: str, root: str | os.PathLike, split: str = "test", opt
     if protocol == "cross-identity":
         return sample_cross_identity(videos, opts.num_pairs, opts.num_videos, opts.seed)
     same = sample_same_scale(videos, opts.num_pairs, opts.num_videos, opts.seed)
-    return same if protocol == "same-scale" else make_different_scale(same, opts.delta, opts.variants, opts.seed)
+    return (
+        same if protocol == "same-scale" else make_different_scale(same, opts.delta, opts.variants, opts.seed)
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -328,3 +349,55 @@ def validate_pairs(pairs: Sequence[Pair], root: str | os.PathLike | None, origin
                     f"{origin}: pair {pair.pair_id}: {text} names frame {ref.index}, "
                     f"but {ref.entry.path} has {counts[ref.entry.path]} frames"
                 )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------------------
+
+
+class FrameLoader:
+    """Loads frame references as (3, S, S) float tensors in [0, 1], with a small LRU cache (uint8)."""
+
+    def __init__(self, root: str | os.PathLike | None, max_cached: int = 512) -> None:
+        self.root, self.max_cached = root, max_cached
+        self._cache: OrderedDict[tuple[str, int], Tensor] = OrderedDict()
+
+    def load(self, refs: Sequence[str], size: int) -> list[Tensor | OstnetError]:
+        """One entry per reference: the frame, or the OstnetError that prevented reading it."""
+        todo: dict[Path, list[tuple[str, FrameRef]]] = {}
+        out: dict[str, Tensor | OstnetError] = {}
+        for ref in dict.fromkeys(refs):
+            if (ref, size) in self._cache:
+                self._cache.move_to_end((ref, size))
+                out[ref] = self._cache[(ref, size)]
+                continue
+            try:
+                parsed = parse_frame_ref(ref, self.root)
+            except OstnetError as exc:
+                out[ref] = exc
+                continue
+            todo.setdefault(parsed.entry.path, []).append((ref, parsed))
+        for items in todo.values():
+            try:
+                frames = read_frames_at(items[0][1].entry, [parsed.index for _, parsed in items])
+            except OstnetError:  # one bad frame: read the others one by one
+                frames = [self._read_one(parsed) for _, parsed in items]
+            for (ref, _), frame in zip(items, frames, strict=True):
+                out[ref] = frame if isinstance(frame, OstnetError) else self._store(ref, size, frame)
+        return [out[ref] if isinstance(out[ref], OstnetError) else out[ref].float() / 255.0 for ref in refs]
+
+    @staticmethod
+    def _read_one(parsed: FrameRef) -> np.ndarray | OstnetError:
+        try:
+            return read_frames_at(parsed.entry, [parsed.index])[0]
+        except OstnetError as exc:
+            return exc
+
+    def _store(self, ref: str, size: int, frame: np.ndarray) -> Tensor:
+        image = resize_image(to_tensor(frame), size, size).clamp(0, 1)
+        pixels = image.mul(255).round().to(torch.uint8)  # (3, S, S)
+        self._cache[(ref, size)] = pixels
+        while len(self._cache) > self.max_cached:
+            self._cache.popitem(last=False)
+        return pixels

@@ -46,7 +46,7 @@ def _silenced_stderr() -> Iterator[None]:
 
 
 class FaceBox(NamedTuple):
-    """A detected face: corners in pixels (x to the right, y down; may lie outside the frame), score in [0, 1]."""
+    """A detected face: corners in pixels (x right, y down; may lie outside the frame), score in [0, 1]."""
 
     x0: float
     y0: float
@@ -76,7 +76,8 @@ class FaceDetector:
 
     Args:
         min_score: detections below this confidence are dropped.
-        model: ``"full"`` (default, any distance), ``"short"`` (close-ups) or ``"auto"``; see module docstring.
+        model: ``"full"`` (default, any distance), ``"short"`` (close-ups) or ``"auto"``; see the module
+            docstring.
 
     The MediaPipe graph is built on first use (importing mediapipe takes ~1 s) and released by ``close()``
     or at the end of a ``with`` block. One detector must not be shared between threads or processes.

@@ -46,7 +46,7 @@ def normalize_relative(
     relative_movement: bool = True,
     relative_jacobian: bool = True,
 ) -> Keypoints:
-    """FOMM's ``normalize_kp``: transfer the driving motion relative to ``kp_driving_initial`` onto the source.
+    """FOMM's ``normalize_kp``: move the source keypoints as the driving ones moved since the initial frame.
 
     Args:
         kp_source: keypoints of the source image, value (B, K, 2), jacobian (B, K, 2, 2) or None.

@@ -32,16 +32,19 @@ def warp(
     return F.grid_sample(image, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
 
 
-def resize_flow(flow: Tensor, height: int, width: int) -> Tensor:
+def resize_map(x: Tensor, height: int, width: int, align_corners: bool = True) -> Tensor:
+    """Bilinearly resize a (B, C, h, w) map (an occlusion map, a flow in channel-first layout) to (H, W).
+
+    ``align_corners=True`` is the project convention. ``False`` exists for one reason: FOMM resized its
+    deformation that way (see ``ostnet.models.generator_fomm``), and FOMM weights must see the same maps.
+    """
+    if x.shape[-2:] == (height, width):
+        return x
+    return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=align_corners)
+
+
+def resize_flow(flow: Tensor, height: int, width: int, align_corners: bool = True) -> Tensor:
     """Bilinearly resize a (B, h, w, 2) sampling grid to (B, H, W, 2) (values are coordinates, unchanged)."""
     if flow.shape[1] == height and flow.shape[2] == width:
         return flow
-    resized = F.interpolate(flow.permute(0, 3, 1, 2), size=(height, width), mode="bilinear", align_corners=True)
-    return resized.permute(0, 2, 3, 1)
-
-
-def resize_map(x: Tensor, height: int, width: int) -> Tensor:
-    """Bilinearly resize a (B, C, h, w) map (e.g. an occlusion map) to (H, W), ``align_corners=True``."""
-    if x.shape[-2:] == (height, width):
-        return x
-    return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=True)
+    return resize_map(flow.permute(0, 3, 1, 2), height, width, align_corners).permute(0, 2, 3, 1)

@@ -1,9 +1,9 @@
 """Convolutional building blocks shared by the keypoint detector, dense motion network and generators.
 
 Semantics and attribute names follow FOMM's ``modules/util.py`` (reference-architecture.md §0.1), so that a
-FOMM ``state_dict`` loads key for key: every block has ``conv`` and ``norm`` (ResBlock2d: ``conv1``, ``conv2``,
-``norm1``, ``norm2``), an Hourglass has ``encoder.down_blocks.N`` and ``decoder.up_blocks.N``, and the
-anti-aliased downsampling keeps its Gaussian in a buffer named ``weight``.
+FOMM ``state_dict`` loads key for key: every block has ``conv`` and ``norm`` (ResBlock2d: ``conv1``,
+``conv2``, ``norm1``, ``norm2``), an Hourglass has ``encoder.down_blocks.N`` and ``decoder.up_blocks.N``,
+and the anti-aliased downsampling keeps its Gaussian in a buffer named ``weight``.
 
 The normalisation layer is a constructor option (``norm_layer``: a callable ``channels -> nn.Module``). It
 defaults to ``nn.BatchNorm2d`` (affine), as in FOMM; TPSMM uses ``functools.partial(nn.InstanceNorm2d,
@@ -23,10 +23,14 @@ NormLayer = Callable[[int], nn.Module]
 
 
 class DownBlock2d(nn.Module):
-    """conv k x k (padding k//2) -> norm -> ReLU -> 2x2 average pool. (B, C_in, H, W) -> (B, C_out, H/2, W/2)."""
+    """conv k x k (padding k//2) -> norm -> ReLU -> 2x2 avg pool. (B, C_in, H, W) -> (B, C_out, H/2, W/2)."""
 
     def __init__(
-        self, in_features: int, out_features: int, kernel_size: int = 3, norm_layer: NormLayer = nn.BatchNorm2d
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size: int = 3,
+        norm_layer: NormLayer = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=kernel_size // 2)
@@ -38,10 +42,14 @@ class DownBlock2d(nn.Module):
 
 
 class UpBlock2d(nn.Module):
-    """nearest x2 upsample -> conv k x k (padding k//2) -> norm -> ReLU. (B, C_in, H, W) -> (B, C_out, 2H, 2W)."""
+    """nearest x2 upsample -> conv k x k (pad k//2) -> norm -> ReLU. (B, C_in, H, W) -> (B, C_out, 2H, 2W)."""
 
     def __init__(
-        self, in_features: int, out_features: int, kernel_size: int = 3, norm_layer: NormLayer = nn.BatchNorm2d
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size: int = 3,
+        norm_layer: NormLayer = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=kernel_size // 2)
@@ -56,7 +64,11 @@ class SameBlock2d(nn.Module):
     """conv k x k (padding k//2) -> norm -> ReLU, same resolution. (B, C_in, H, W) -> (B, C_out, H, W)."""
 
     def __init__(
-        self, in_features: int, out_features: int, kernel_size: int = 3, norm_layer: NormLayer = nn.BatchNorm2d
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size: int = 3,
+        norm_layer: NormLayer = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=kernel_size // 2)
@@ -83,7 +95,7 @@ class ResBlock2d(nn.Module):
 
 
 def hourglass_width(block_expansion: int, max_features: int, level: int) -> int:
-    """Channels at hourglass level ``level`` (level 0 = the decoder output): min(max_features, be * 2^level)."""
+    """Channels at hourglass level ``level`` (0 = the decoder output): min(max_features, be * 2^level)."""
     return min(max_features, block_expansion * 2**level)
 
 
@@ -121,7 +133,7 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """Hourglass decoder: ``num_blocks`` UpBlock2d with U-Net skip concatenation (upsampled tensor first).
 
-    up_blocks.j (j = 0..n-1) works at level i = n-1-j: in = (1 if j = 0 else 2) * width(i + 1), out = width(i).
+    up_blocks.j (j = 0..n-1) works at level i = n-1-j: in = (1 if j = 0 else 2) width(i + 1), out = width(i).
     The last concatenation is with the hourglass input, so ``out_filters = block_expansion + in_features``.
     """
 
@@ -153,7 +165,7 @@ class Decoder(nn.Module):
 
 
 class Hourglass(nn.Module):
-    """U-Net hourglass (Encoder + Decoder). (B, in_features, H, W) -> (B, block_expansion + in_features, H, W).
+    """U-Net hourglass (Encoder + Decoder): (B, in_features, H, W) -> (B, be + in_features, H, W).
 
     H and W must be divisible by 2^num_blocks.
     """
@@ -229,3 +241,13 @@ def _gaussian_kernel(size: int, sigma: float) -> Tensor:
     g = torch.exp(-(coords**2) / (2 * sigma**2))
     kernel = g[:, None] * g[None, :]
     return kernel / kernel.sum()
+
+
+def embed(features: Tensor, z: Tensor | None, layer: nn.Module | None) -> Tensor:
+    """Scale embedding (paper Sec. 3.3, Eq. 5): features + W z, W z broadcast over space.
+
+    features (B, C, H, W), z (B, Z), layer a Linear Z -> C; unchanged when ``layer`` is None (no SE).
+    """
+    if layer is None or z is None:
+        return features
+    return features + layer(z).to(features.dtype)[:, :, None, None]

@@ -1,5 +1,5 @@
-"""Dense motion network: FOMM's DenseMotionNetwork (reference-architecture.md §2), estimating the backward flow
-M_{S<-D} and the occlusion map used by the generator (paper Sec. 3.1/3.3, "dense motion block [17]").
+"""Dense motion network: FOMM's DenseMotionNetwork (reference-architecture.md §2), estimating the backward
+flow M_{S<-D} and the occlusion map used by the generator (paper Sec. 3.1/3.3, "dense motion block [17]").
 
 At the motion resolution (the source downsampled by ``scale_factor``):
 
@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from ostnet.config import DenseMotionConfig
 from ostnet.geometry import keypoints_to_gaussian, make_coordinate_grid, warp
+from ostnet.geometry.warp import resize_flow, resize_map
 from ostnet.models.blocks import AntiAliasDownsample, Hourglass
 from ostnet.models.outputs import Keypoints, MotionField
 
@@ -122,3 +123,16 @@ class DenseMotionNetwork(nn.Module):
         motions = coords + value_s[:, :, None, None, :]
         identity = grid[None, None].expand(b, 1, height, width, 2)
         return torch.cat([identity, motions], dim=1)
+
+
+def warp_features(features: Tensor, motion: MotionField, align_corners: bool = True) -> Tensor:
+    """Warp a feature map (B, C, H, W) by the dense motion and multiply by the occlusion map.
+
+    The deformation and occlusion (at the motion resolution) are resized bilinearly to (H, W) when needed;
+    ``align_corners`` only concerns that resize (``False`` reproduces FOMM, see ``generator_fomm``).
+    """
+    h, w = features.shape[-2:]
+    out = warp(features, resize_flow(motion.deformation, h, w, align_corners))
+    if motion.occlusion is not None:
+        out = out * resize_map(motion.occlusion, h, w, align_corners)
+    return out

@@ -3,22 +3,22 @@
     first (7x7 SameBlock) -> down_blocks -> warp by the dense motion D, x occlusion O
     -> bottleneck (ResBlocks) -> up_blocks -> final (7x7 conv) -> sigmoid
 
-With ``cfg.generator.scale_embedding`` (preset ``fomm-st-se``, paper Table 5 "FOMM + ST + SE") the latent scale
-code z is added before every down block (``W_i z``) and before every up block (``W^w_i z``), broadcast over
-space: Eq. 5 of Sec. 3.3 applied to FOMM's encoder/decoder. The Linear layers live in ``z_down`` / ``z_up``, so
-all FOMM keys (``dense_motion_network.*``, ``first.*``, ``down_blocks.N.*``, ``up_blocks.N.*``,
+With ``cfg.generator.scale_embedding`` (preset ``fomm-st-se``, paper Table 5 "FOMM + ST + SE") the latent
+scale code z is added before every down block (``W_i z``) and before every up block (``W^w_i z``), broadcast
+over space: Eq. 5 of Sec. 3.3 applied to FOMM's encoder/decoder. The Linear layers live in ``z_down`` and
+``z_up``, so all FOMM keys (``dense_motion_network.*``, ``first.*``, ``down_blocks.N.*``, ``up_blocks.N.*``,
 ``bottleneck.rN.*``, ``final.*``) stay unchanged and a converted FOMM checkpoint loads strictly.
 
-Resampling, and the one exception to the project's ``align_corners=True`` rule: every ``grid_sample`` here uses
-``align_corners=True``, but the *bilinear resize* of D (and of O) to another size uses ``align_corners=False``
-by default (``fomm_resize=True``). That is what FOMM computes: its ``deform_input`` calls
-``F.interpolate(deformation, size, mode='bilinear')`` without ``align_corners``, which since PyTorch 0.4
-(so also under the 1.0.0 that FOMM requires) means ``False``, while its ``grid_sample`` calls behaved as
+Resampling, and the one exception to the project's ``align_corners=True`` rule: every ``grid_sample`` here
+uses ``align_corners=True``, but the *bilinear resize* of D (and of O) to another size uses
+``align_corners=False`` by default (``fomm_resize=True``). That is what FOMM computes: its ``deform_input``
+calls ``F.interpolate(deformation, size, mode='bilinear')`` without ``align_corners``, which since PyTorch
+0.4 (so also under the 1.0.0 that FOMM requires) means ``False``, while its ``grid_sample`` calls behaved as
 ``True``. The fixture /work/shared/fixtures/fomm-reference-outputs.pt confirms it: with an
-``align_corners=True`` resize the visualisation output ``deformed`` (D resized 64 -> 256) is off by up to 0.68;
-with ``False`` it matches bit for bit. For the vox topology the bottleneck features and D are both 64x64, so
-the prediction itself does not depend on the choice; for other topologies it does, and FOMM weights were
-trained with the ``False`` resize. ``fomm_resize=False`` switches to the project convention
+``align_corners=True`` resize the visualisation output ``deformed`` (D resized 64 -> 256) is off by up to
+0.68; with ``False`` it matches bit for bit. For the vox topology the bottleneck features and D are both
+64x64, so the prediction itself does not depend on the choice; for other topologies it does, and FOMM
+weights were trained with the ``False`` resize. ``fomm_resize=False`` switches to the project convention
 (``ostnet.geometry.resize_flow`` / ``resize_map``), which is the geometrically consistent one for our
 pixel-centre coordinates (the 64-grid and the 256-grid both span [-1, 1] from first to last pixel centre).
 """
@@ -28,15 +28,13 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ostnet.config import ModelConfig
 from ostnet.geometry import resize_flow, warp
-from ostnet.geometry.warp import resize_map
-from ostnet.models.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
-from ostnet.models.dense_motion import DenseMotionNetwork, DenseMotionSource
-from ostnet.models.outputs import GeneratorOutput, Keypoints, MotionField
+from ostnet.models.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d, embed
+from ostnet.models.dense_motion import DenseMotionNetwork, DenseMotionSource, warp_features
+from ostnet.models.outputs import GeneratorOutput, Keypoints
 
 
 class FOMMPreparedSource(NamedTuple):
@@ -55,7 +53,7 @@ class FOMMGenerator(nn.Module):
 
     Widths: ``first`` 3 -> be; down block i: w(i) -> w(i+1); up block i: w(L-i) -> w(L-i-1), with
     w(l) = min(max_features, be 2^l) and L = num_down_blocks; ``num_bottleneck_blocks`` ResBlocks at w(L).
-    ``fomm_resize``: resize D and O as FOMM does (bilinear, ``align_corners=False``; see the module docstring).
+    ``fomm_resize``: resize D and O as FOMM does (bilinear, ``align_corners=False``; see the module doc).
     """
 
     def __init__(self, cfg: ModelConfig, *, fomm_resize: bool = True) -> None:
@@ -101,42 +99,14 @@ class FOMMGenerator(nn.Module):
         if (z is None) != (self.z_down is None):
             raise ValueError("z must be given exactly when the generator has scale embedding (SE)")
         motion = self.dense_motion_network.forward_prepared(prepared.motion, kp_driving)
+        align = not self.fomm_resize
         out = prepared.stem
         for i, block in enumerate(self.down_blocks):
-            out = block(_embed(out, z, self.z_down, i))
-        out = self.bottleneck(self._warp_features(out, motion))
+            out = block(embed(out, z, None if self.z_down is None else self.z_down[i]))
+        out = self.bottleneck(warp_features(out, motion, align_corners=align))
         for i, block in enumerate(self.up_blocks):
-            out = block(_embed(out, z, self.z_up, i))
+            out = block(embed(out, z, None if self.z_up is None else self.z_up[i]))
         prediction = torch.sigmoid(self.final(out))
         h, w = prepared.image.shape[-2:]
-        deformed = warp(prepared.image, self._resize_flow(motion.deformation, h, w))
+        deformed = warp(prepared.image, resize_flow(motion.deformation, h, w, align_corners=align))
         return GeneratorOutput(prediction=prediction, deformed=deformed, motion=motion)
-
-    def _resize_flow(self, flow: Tensor, height: int, width: int) -> Tensor:
-        """(B, h, w, 2) -> (B, H, W, 2), bilinear; ``align_corners=False`` when ``fomm_resize``."""
-        if not self.fomm_resize:
-            return resize_flow(flow, height, width)
-        return _resize_fomm(flow.permute(0, 3, 1, 2), height, width).permute(0, 2, 3, 1)
-
-    def _warp_features(self, features: Tensor, motion: MotionField) -> Tensor:
-        """Warp (B, C, H, W) by D (resized to H x W if needed), then multiply by O (resized likewise)."""
-        h, w = features.shape[-2:]
-        out = warp(features, self._resize_flow(motion.deformation, h, w))
-        if motion.occlusion is not None:
-            occlusion = _resize_fomm(motion.occlusion, h, w) if self.fomm_resize else resize_map(motion.occlusion, h, w)
-            out = out * occlusion
-        return out
-
-
-def _embed(features: Tensor, z: Tensor | None, layers: nn.ModuleList | None, index: int) -> Tensor:
-    """features (B, C, H, W) + W_index z broadcast over space; unchanged without scale embedding."""
-    if layers is None or z is None:
-        return features
-    return features + layers[index](z).to(features.dtype)[:, :, None, None]
-
-
-def _resize_fomm(x: Tensor, height: int, width: int) -> Tensor:
-    """FOMM's bilinear resize of a (B, C, h, w) map: ``align_corners=False`` (see the module docstring)."""
-    if x.shape[-2:] == (height, width):
-        return x
-    return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)

@@ -26,10 +26,9 @@ from torch import Tensor, nn
 
 from ostnet.config import ModelConfig
 from ostnet.geometry import resize_flow, warp
-from ostnet.geometry.warp import resize_map
-from ostnet.models.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
-from ostnet.models.dense_motion import DenseMotionNetwork
-from ostnet.models.outputs import GeneratorOutput, Keypoints, MotionField
+from ostnet.models.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d, embed
+from ostnet.models.dense_motion import DenseMotionNetwork, warp_features
+from ostnet.models.outputs import GeneratorOutput, Keypoints
 
 
 class PreparedSource(NamedTuple):
@@ -38,13 +37,6 @@ class PreparedSource(NamedTuple):
     image: Tensor  # (B, C, H, W)
     stem: Tensor  # f_1 = F_en(I_S), (B, c_1, H, W)
     motion: object  # the dense motion network's prepared source
-
-
-def embed(features: Tensor, z: Tensor | None, layer: nn.Linear | None) -> Tensor:
-    """features + W z, with W z broadcast over space. (B, C, H, W), (B, Z) -> (B, C, H, W)."""
-    if layer is None:
-        return features
-    return features + layer(z).to(features.dtype)[:, :, None, None]
 
 
 class OSTNetGenerator(nn.Module):
@@ -90,11 +82,11 @@ class OSTNetGenerator(nn.Module):
         features = [prepared.stem]
         for i, block in enumerate(self.down_blocks):  # f_{i+1} = F_down^i(f_i + W_i z)
             features.append(block(embed(features[-1], z, self._layer(self.z_down, i))))
-        out = self.bottleneck(self._warp(features[-1], motion))  # f_L^w
+        out = self.bottleneck(warp_features(features[-1], motion))  # f_L^w
         for j, block in enumerate(self.up_blocks):  # f_i^w = F_up^i(f_{i+1}^w + W^w_i z)
             out = block(embed(out, z, self._layer(self.z_up, j)))
             if self.skip_connections:
-                out = torch.cat([out, self._warp(features[-j - 2], motion)], dim=1)
+                out = torch.cat([out, warp_features(features[-j - 2], motion)], dim=1)
         prediction = torch.sigmoid(self.final(out))
         h, w = prepared.image.shape[-2:]
         deformed = warp(prepared.image, resize_flow(motion.deformation, h, w))
@@ -103,12 +95,3 @@ class OSTNetGenerator(nn.Module):
     @staticmethod
     def _layer(layers: nn.ModuleList | None, index: int) -> nn.Linear | None:
         return None if layers is None else layers[index]
-
-    @staticmethod
-    def _warp(features: Tensor, motion: MotionField) -> Tensor:
-        """Warp a feature map by the dense motion (resized to its size) and apply the occlusion map."""
-        h, w = features.shape[-2:]
-        out = warp(features, resize_flow(motion.deformation, h, w))
-        if motion.occlusion is not None:
-            out = out * resize_map(motion.occlusion, h, w)
-        return out

@@ -53,7 +53,7 @@ class KeypointDetector(nn.Module):
             self.jacobian.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 1.0]).repeat(self.num_kp))
 
     def forward(self, image: Tensor) -> Keypoints:
-        """image (B, C, H, W) in [0, 1] -> Keypoints(value (B, K, 2) in [-1, 1], jacobian (B, K, 2, 2) or None).
+        """image (B, C, H, W) in [0, 1] -> Keypoints(value (B, K, 2) in [-1, 1], jacobian (B, K, 2, 2)|None).
 
         H and W (after the scale factor) must be divisible by 2^num_blocks.
         """
@@ -70,7 +70,7 @@ class KeypointDetector(nn.Module):
         return Keypoints(value=value, jacobian=jacobian)
 
     def heatmap(self, features: Tensor) -> Tensor:
-        """Softmax over positions of logits / temperature: (B, be + C, h, w) -> (B, K, h', w'), each map sums to 1."""
+        """Softmax over positions of logits / temperature: (B, be + C, h, w) -> (B, K, h', w'), sums 1."""
         logits = self.kp(features)
         b, k, h, w = logits.shape
         return F.softmax(logits.reshape(b, k, h * w) / self.temperature, dim=-1).reshape(b, k, h, w)

@@ -1,0 +1,86 @@
+"""``ostnet train``: train a preset on a dataset folder into a run folder (1 process or under torchrun).
+
+    ostnet train --preset ostnet-vox-256 --data vox --output runs/vox [--set loss.lambda_eq=5 ...]
+    torchrun --nproc_per_node 8 -m ostnet.cli train --preset ostnet-vox-256 --data vox --output runs/vox
+    ostnet train --output runs/vox --resume            # continue where the run stopped
+
+With ``--resume`` the preset and overrides may be left out: the run's ``config.json`` is used (``--set`` and
+``--max-steps`` still apply; a changed model config is refused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ostnet.errors import OstnetError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model (DDP via torchrun, AMP, atomic checkpoints, resume)")
+    p.add_argument("--preset", help="model preset (see `ostnet presets`); optional with --resume")
+    p.add_argument("--data", help="dataset folder holding train/ (frame folders, mp4 files or PNG strips)")
+    p.add_argument("--output", required=True, help="run folder for config, checkpoints and logs")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, e.g. --set loss.lambda_eq=5 --set precision=bf16 (repeatable)",
+    )
+    p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps in total")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run)
+
+
+def resolve_config(args: argparse.Namespace):
+    """The TrainConfig from --preset (or the run's config.json on --resume), --set, --data and --max-steps."""
+    from ostnet import config as C
+    from ostnet.training.state import RunFolder
+
+    if args.preset:
+        try:
+            cfg = C.train_preset(args.preset)
+        except ValueError as exc:
+            raise OstnetError(f"--preset: {exc}") from None
+    elif args.resume:
+        cfg = RunFolder(args.output).read_config()
+    else:
+        raise OstnetError("--preset is required (see `ostnet presets`) unless --resume is given")
+    extra = list(args.overrides)
+    if args.data:
+        extra.append(f"data.root={_json_string(str(Path(args.data)))}")
+    if args.max_steps is not None:
+        if args.max_steps < 1:
+            raise OstnetError(f"--max-steps: must be >= 1, got {args.max_steps}")
+        extra.append(f"max_steps={args.max_steps}")
+    try:
+        return C.apply_overrides(cfg, extra)
+    except (ValueError, TypeError) as exc:
+        raise OstnetError(f"--set: {exc}") from None
+
+
+def _json_string(text: str) -> str:
+    import json
+
+    return json.dumps(text)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ostnet.training.distributed import cleanup_distributed
+    from ostnet.training.trainer import Trainer
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = resolve_config(args)
+    trainer = Trainer(cfg, args.output, resume=args.resume, device=args.device, show_progress=not args.quiet)
+    try:
+        final = trainer.fit()
+    finally:
+        cleanup_distributed(trainer.dist)
+    if trainer.dist.is_main:
+        print(f"trained {trainer.progress.step} steps; weights: {final}")
+    return 0

@@ -1,0 +1,431 @@
+"""The evaluation harness behind ``ostnet evaluate`` (paper Sec. 4.1 protocols, Tables 1-3).
+
+For each checkpoint: stream the protocol's pairs in batches (grouped by video so frames are decoded once),
+generate with ``Animator.animate_pairs`` (the model's own per-pair forward, the one generation path of the
+project), score every pair (``ostnet.evaluation.metrics``, ``lpips``, ``face_metrics``), append the rows to
+``<output>/<label>/per_pair.csv`` after every batch, and finally write the tables and a sample grid.
+
+Images: frames are resized to the model's input size (stretching non-square frames, as FOMM's loader does)
+and quantised to 8 bits; the ground truth is the driving frame at that size (before the different-scale
+augmentation). For the metrics, prediction and ground truth are then resized to 256x256.
+
+Output folder::
+
+    pairs.csv            the pair list (DaGAN format, see protocols.py) and run.json (what it was made from)
+    <label>/per_pair.csv per-pair metrics (resume journal), <label>/checkpoint.json, <label>/samples/*.png
+    results.md/.csv/.json one row per checkpoint; samples.png a grid of sample pairs (all checkpoints)
+
+Running the same command again resumes: finished pair ids are skipped. A different protocol, data set or
+checkpoint file under the same output folder is an error rather than a silent mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ostnet.errors import OstnetError
+from ostnet.evaluation import face_metrics as FM
+from ostnet.evaluation import metrics as M
+from ostnet.evaluation import protocols as P
+from ostnet.evaluation.lpips import LPIPS, try_load_lpips
+from ostnet.evaluation.report import (
+    FACE_METRICS,
+    CheckpointSummary,
+    PairJournal,
+    PairMetrics,
+    compose_grid,
+    metrics_for,
+    summarize,
+    write_results,
+)
+from ostnet.io import atomic_output
+from ostnet.io.image import load_image, save_image, to_uint8
+
+
+@dataclass
+class EvalConfig:
+    """Everything ``ostnet evaluate`` needs (see ``ostnet evaluate --help`` for each option)."""
+
+    data: str
+    protocol: str
+    output: str
+    checkpoints: tuple[str, ...] = ()
+    split: str = "test"
+    pairs_csv: str | None = None  # a user-supplied list in DaGAN's format instead of sampling
+    sampling: P.SamplingOptions = field(default_factory=P.SamplingOptions)
+    batch_size: int = 8
+    device: str = "cpu"
+    dtype: str = "fp32"
+    metric_size: int = M.METRIC_SIZE
+    face_metrics: bool = True
+    face: FM.FaceConfig = field(default_factory=FM.FaceConfig)
+    lpips_alexnet: str | None = None
+    lpips_linear: str | None = None
+    lpips_hub_dir: str | None = None
+    num_samples: int = 8
+    max_pairs: int | None = None  # evaluate only the first N pairs of the list
+    progress: bool = True
+
+
+class PairScorer:
+    """Scores one generated pair for a protocol (images (3, S, S) in [0, 1] at the model's size).
+
+    Same identity: L1/PSNR/SSIM/LPIPS and AKD/AED/scale error of the prediction vs the ground truth
+    (the original driving frame). Cross identity: CSIM and descriptor distance vs the source,
+    pose/expression distance vs the driving frame, scale error vs the source. Face observations of
+    dataset frames are cached, so several checkpoints share them.
+    """
+
+    def __init__(
+        self,
+        protocol: str,
+        metric_size: int,
+        lpips: LPIPS | None,
+        analyzer: FM.FaceAnalyzer | None,
+        device: str = "cpu",
+        max_cached: int = 4096,
+    ) -> None:
+        self.protocol, self.metric_size, self.lpips, self.analyzer = protocol, metric_size, lpips, analyzer
+        self.device, self.max_cached = device, max_cached
+        self._faces: OrderedDict[tuple[str, int], FM.FaceObservation] = OrderedDict()
+
+    def _face(self, ref: str, image: Tensor) -> FM.FaceObservation:
+        key = (ref, image.shape[-1])
+        if key not in self._faces:
+            self._faces[key] = self.analyzer.observe_tensor(image, size=self.metric_size)
+            while len(self._faces) > self.max_cached:
+                self._faces.popitem(last=False)
+        return self._faces[key]
+
+    def score(self, pair: P.Pair, pred: Tensor, source: Tensor, driving: Tensor) -> PairMetrics:
+        if self.protocol == "cross-identity":
+            return self._score_cross(pair, pred, source, driving)
+        p, g = M.resize_for_metrics(pred, self.metric_size), M.resize_for_metrics(driving, self.metric_size)
+        result = PairMetrics(
+            pair.pair_id, l1=M.l1(p, g).item(), psnr=M.psnr(p, g).item(), ssim=M.ssim(p, g).item()
+        )
+        if self.lpips is not None:
+            result.lpips = self.lpips(p[None].to(self.device), g[None].to(self.device)).item()
+        if self.analyzer is None:
+            return result
+        out, ref = (
+            self.analyzer.observe_tensor(pred, size=self.metric_size),
+            self._face(pair.driving, driving),
+        )
+        result.face_note = _face_note(("prediction", out), ("ground truth", ref))
+        if not result.face_note:
+            result.akd = FM.akd(out.landmarks, ref.landmarks)
+            result.aed = FM.aed(out.embedding, ref.embedding)
+            result.scale_error = _finite(FM.scale_error(out.landmarks, ref.landmarks))
+        return result
+
+    def _score_cross(self, pair: P.Pair, pred: Tensor, source: Tensor, driving: Tensor) -> PairMetrics:
+        result = PairMetrics(pair.pair_id)
+        if self.analyzer is None:
+            return result
+        out = self.analyzer.observe_tensor(pred, size=self.metric_size)
+        src, drv = self._face(pair.source, source), self._face(pair.driving, driving)
+        result.face_note = _face_note(("prediction", out), ("source", src), ("driving", drv))
+        if not result.face_note:
+            result.csim = FM.csim(out.embedding, src.embedding)
+            result.identity_distance = FM.aed(out.embedding, src.embedding)
+            result.pose_distance = _finite(FM.pose_expression_distance(out.landmarks, drv.landmarks))
+            result.scale_error = _finite(FM.scale_error(out.landmarks, src.landmarks))
+        return result
+
+
+def _face_note(*observations: tuple[str, FM.FaceObservation]) -> str:
+    return "; ".join(f"{obs.failure} in {name}" for name, obs in observations if not obs.found)
+
+
+def _finite(value: float) -> float | None:
+    return value if np.isfinite(value) else None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pair list and run identity
+# ---------------------------------------------------------------------------------------------------
+
+
+def _run_identity(cfg: EvalConfig) -> dict[str, object]:
+    source = {"pairs_csv": str(Path(cfg.pairs_csv).resolve())} if cfg.pairs_csv else asdict(cfg.sampling)
+    return {"protocol": cfg.protocol, "data": str(Path(cfg.data).resolve()), "split": cfg.split, **source}
+
+
+def _pairs_from_csv(cfg: EvalConfig) -> list[P.Pair]:
+    pairs = P.read_pairs_csv(cfg.pairs_csv)
+    scaled = pairs[0].alpha is not None
+    if scaled and cfg.protocol != "different-scale":
+        raise OstnetError(
+            f"{cfg.pairs_csv}: has alpha,beta columns (a different-scale list); "
+            f"use --protocol different-scale"
+        )
+    P.validate_pairs(pairs, cfg.data, str(cfg.pairs_csv))
+    if cfg.protocol == "different-scale" and not scaled:
+        opts = cfg.sampling
+        pairs = P.make_different_scale(pairs, opts.delta, opts.variants, opts.seed)
+    return pairs
+
+
+def prepare_pairs(cfg: EvalConfig) -> list[P.Pair]:
+    """The run's pair list: ``<output>/pairs.csv`` when resuming, else sampled (or read) and saved."""
+    out = Path(cfg.output)
+    identity = _run_identity(cfg)
+    run_file, pairs_file = out / "run.json", out / "pairs.csv"
+    if run_file.is_file() and pairs_file.is_file():
+        stored = json.loads(run_file.read_text(encoding="utf-8"))
+        if stored != identity:
+            diff = ", ".join(k for k in identity if stored.get(k) != identity[k])
+            raise OstnetError(
+                f"{out}: holds an evaluation with other settings ({diff}); use another --output"
+            )
+        return P.read_pairs_csv(pairs_file)
+    if cfg.pairs_csv:
+        pairs = _pairs_from_csv(cfg)
+    else:
+        pairs = P.build_pairs(cfg.protocol, cfg.data, cfg.split, cfg.sampling)
+    if not pairs:
+        raise OstnetError(f"{cfg.data}: the {cfg.protocol} protocol found no pairs (videos without frames?)")
+    P.write_pairs_csv(pairs_file, pairs)
+    with atomic_output(run_file) as tmp:
+        tmp.write_text(json.dumps(identity, indent=2), encoding="utf-8")
+    return pairs
+
+
+def checkpoint_labels(paths: Sequence[str]) -> list[str]:
+    """Folder/table names for checkpoints: the file stem, made unique with -2, -3, ..."""
+    labels: list[str] = []
+    for path in paths:
+        stem, n = Path(path).stem, 2
+        label = stem
+        while label in labels:
+            label, n = f"{stem}-{n}", n + 1
+        labels.append(label)
+    return labels
+
+
+def _check_checkpoint_folder(folder: Path, checkpoint: str) -> None:
+    """Bind ``folder`` to the checkpoint file's content; resuming with another file is an error."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise OstnetError(f"{path}: checkpoint not found")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    info_file = folder / "checkpoint.json"
+    if info_file.is_file():
+        stored = json.loads(info_file.read_text(encoding="utf-8"))
+        if stored.get("sha256") != digest:
+            raise OstnetError(
+                f"{folder}: results of a different checkpoint file than {path}; use another --output"
+            )
+        return
+    with atomic_output(info_file) as tmp:
+        tmp.write_text(
+            json.dumps({"path": str(path.resolve()), "sha256": digest}, indent=2), encoding="utf-8"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------------
+
+
+def _video_key(ref: str) -> str:
+    head, sep, tail = ref.rpartition("#")
+    return head if sep and tail.isdigit() else str(Path(ref).parent)
+
+
+def sample_ids(num_pairs: int, num_samples: int) -> list[int]:
+    """Pair ids shown in the sample grid: ``num_samples`` ids spread evenly over the evaluated list."""
+    if num_pairs <= 0 or num_samples <= 0:
+        return []
+    return sorted({int(round(x)) for x in np.linspace(0, num_pairs - 1, min(num_samples, num_pairs))})
+
+
+@dataclass
+class _Context:
+    cfg: EvalConfig
+    pairs: list[P.Pair]
+    loader: P.FrameLoader
+    scorer: PairScorer
+    samples: set[int]
+
+
+def _generate(
+    animator, model_size: int, batch: list[P.Pair], ctx: _Context
+) -> tuple[list, Tensor | None, str]:
+    """Load frames and run the animator; returns (loaded items, prediction batch or None, failure reason)."""
+    frames = ctx.loader.load([p.source for p in batch] + [p.driving for p in batch], model_size)
+    items = [(pair, frames[i], frames[len(batch) + i]) for i, pair in enumerate(batch)]
+    good = [(p, s, d) for p, s, d in items if isinstance(s, Tensor) and isinstance(d, Tensor)]
+    if not good:
+        return items, None, ""
+    source = torch.stack([s for _, s, _ in good])  # (B, 3, S, S)
+    driving = torch.stack([d for _, _, d in good])
+    if good[0][0].alpha is not None:  # different-scale: augment with the listed factors (Sec. 4.1)
+        from ostnet.augment import expression_preserved_augmentation
+
+        alpha = torch.tensor([p.alpha for p, _, _ in good])
+        beta = torch.tensor([p.beta for p, _, _ in good])
+        driving = expression_preserved_augmentation(driving, alpha=alpha, beta=beta).image.clamp(0, 1)
+    try:
+        with torch.inference_mode():
+            prediction = animator.animate_pairs(source, driving).float().cpu()
+    except (RuntimeError, ValueError, OstnetError) as exc:
+        return items, None, f"generation failed: {type(exc).__name__}: {exc}".splitlines()[0]
+    return items, prediction, ""
+
+
+def _run_batch(
+    animator, model_size: int, batch: list[P.Pair], ctx: _Context, sample_dir: Path
+) -> list[PairMetrics]:
+    items, prediction, reason = _generate(animator, model_size, batch, ctx)
+    results, k = [], 0
+    for pair, source, driving in items:
+        bad = next((x for x in (source, driving) if isinstance(x, OstnetError)), None)
+        if bad is not None:
+            results.append(PairMetrics(pair.pair_id, "failed", f"cannot read frame: {bad}"))
+            continue
+        if prediction is None:
+            results.append(PairMetrics(pair.pair_id, "failed", reason))
+            continue
+        pred = prediction[k]
+        k += 1
+        if not torch.isfinite(pred).all():
+            results.append(PairMetrics(pair.pair_id, "failed", "prediction has NaN or infinite values"))
+            continue
+        results.append(ctx.scorer.score(pair, pred.clamp(0, 1), source, driving))
+        if pair.pair_id in ctx.samples:
+            save_image(sample_dir / f"{pair.pair_id:06d}.png", to_uint8(pred))
+    return results
+
+
+def evaluate_checkpoint(checkpoint: str, label: str, ctx: _Context) -> list[PairMetrics]:
+    """Evaluate one checkpoint on the run's pairs, resuming from its journal; returns all per-pair rows."""
+    from tqdm import tqdm
+
+    from ostnet import load_checkpoint
+    from ostnet.inference.animator import Animator
+
+    cfg = ctx.cfg
+    folder = Path(cfg.output) / label
+    _check_checkpoint_folder(folder, checkpoint)
+    journal = PairJournal(folder / "per_pair.csv", metrics_for(cfg.protocol))
+    done = journal.load()
+    finished = {r.pair_id for r in done}
+    limit = len(ctx.pairs) if cfg.max_pairs is None else min(cfg.max_pairs, len(ctx.pairs))
+    pending = [p for p in ctx.pairs[:limit] if p.pair_id not in finished]
+    pending.sort(key=lambda p: (_video_key(p.source), _video_key(p.driving), p.pair_id))
+    if not pending:
+        return done
+    model = load_checkpoint(checkpoint, map_location=cfg.device)
+    animator = Animator(model, device=cfg.device, dtype=cfg.dtype)
+    bar = tqdm(
+        total=limit,
+        initial=limit - len(pending),
+        unit="pair",
+        desc=label,
+        disable=not cfg.progress,
+        file=sys.stderr,
+    )
+    try:
+        for start in range(0, len(pending), cfg.batch_size):
+            batch = pending[start : start + cfg.batch_size]
+            rows = _run_batch(animator, model.image_size, batch, ctx, folder / "samples")
+            journal.append(rows)
+            done.extend(rows)
+            bar.update(len(batch))
+    finally:
+        bar.close()
+    return done
+
+
+def _notes(cfg: EvalConfig, lpips_reason: str | None) -> dict[str, str]:
+    notes = {}
+    if lpips_reason and "lpips" in metrics_for(cfg.protocol):
+        notes["lpips"] = lpips_reason
+    if not cfg.face_metrics:
+        notes.update({n: "face metrics disabled" for n in metrics_for(cfg.protocol) if n in FACE_METRICS})
+    return notes
+
+
+def _load_lpips(cfg: EvalConfig):
+    for given in (cfg.lpips_alexnet, cfg.lpips_linear):
+        if given and not Path(given).is_file():
+            raise OstnetError(f"{given}: LPIPS weight file not found")
+    if "lpips" not in metrics_for(cfg.protocol):
+        return None, None
+    model, reason = try_load_lpips(cfg.lpips_alexnet, cfg.lpips_linear, cfg.lpips_hub_dir)
+    return (model.to(cfg.device) if model is not None else None), reason
+
+
+def run_evaluation(cfg: EvalConfig) -> list[CheckpointSummary]:
+    """Evaluate every checkpoint of ``cfg`` and write the results; returns the CheckpointSummary rows."""
+    P.check_protocol(cfg.protocol)
+    if not cfg.checkpoints:
+        raise OstnetError("no --checkpoint given")
+    for checkpoint in cfg.checkpoints:
+        if not Path(checkpoint).is_file():
+            raise OstnetError(f"{checkpoint}: checkpoint not found")
+    if cfg.batch_size < 1:
+        raise OstnetError(f"--batch-size must be at least 1, got {cfg.batch_size}")
+    analyzer = FM.get_face_analyzer(cfg.face) if cfg.face_metrics else None  # fails early without dlib models
+    lpips_model, lpips_reason = _load_lpips(cfg)
+    pairs = prepare_pairs(cfg)
+    limit = len(pairs) if cfg.max_pairs is None else min(cfg.max_pairs, len(pairs))
+    scorer = PairScorer(cfg.protocol, cfg.metric_size, lpips_model, analyzer, cfg.device)
+    ctx = _Context(cfg, pairs, P.FrameLoader(cfg.data), scorer, set(sample_ids(limit, cfg.num_samples)))
+    labels = checkpoint_labels(cfg.checkpoints)
+    summaries = []
+    for checkpoint, label in zip(cfg.checkpoints, labels, strict=True):
+        rows = evaluate_checkpoint(checkpoint, label, ctx)
+        summaries.append(
+            summarize(label, checkpoint, rows, metrics_for(cfg.protocol), limit, _notes(cfg, lpips_reason))
+        )
+    extra = {
+        "pairs_listed": len(pairs),
+        "pair_list": str(Path(cfg.output) / "pairs.csv"),
+        "run": _run_identity(cfg),
+        "metric_size": cfg.metric_size,
+        "face_detector": cfg.face.detector,
+    }
+    write_results(cfg.output, cfg.protocol, summaries, extra)
+    write_sample_grid(ctx, labels)
+    return summaries
+
+
+def write_sample_grid(ctx: _Context, labels: Sequence[str], tile: int = 128) -> Path | None:
+    """``<output>/samples.png``: one row per sample pair: source, driving (as fed), each checkpoint, GT."""
+    rows = []
+    for pair_id in sorted(ctx.samples):
+        pair = ctx.pairs[pair_id]
+        source, driving = ctx.loader.load([pair.source, pair.driving], tile)
+        if not isinstance(source, Tensor) or not isinstance(driving, Tensor):
+            continue
+        fed = driving
+        if pair.alpha is not None:
+            from ostnet.augment import expression_preserved_augmentation
+
+            fed = expression_preserved_augmentation(driving, alpha=pair.alpha, beta=pair.beta).image.clamp(
+                0, 1
+            )
+        outputs = [Path(ctx.cfg.output) / label / "samples" / f"{pair_id:06d}.png" for label in labels]
+        row = [to_uint8(source), to_uint8(fed), *(load_image(p) if p.is_file() else None for p in outputs)]
+        rows.append(row + ([to_uint8(driving)] if P.has_ground_truth(ctx.cfg.protocol) else []))
+    if not rows:
+        return None
+    headers = ["source", "driving", *labels] + (
+        ["ground truth"] if P.has_ground_truth(ctx.cfg.protocol) else []
+    )
+    path = Path(ctx.cfg.output) / "samples.png"
+    save_image(path, compose_grid(rows, headers, tile))
+    return path

@@ -1,0 +1,1 @@
+"""Inference: the Animator (model-sized tensors) and the file-level animation pipeline."""

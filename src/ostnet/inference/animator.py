@@ -1,0 +1,193 @@
+"""The Animator: the one per-frame animation step, shared by ``ostnet animate``, evaluation, the demo and the
+web app.
+
+It works on model-sized tensors (B, 3, S, S) in [0, 1]; file decoding, face cropping, paste-back and encoding
+live in ``ostnet.inference.pipeline``.
+
+Motion modes (reference-architecture.md §8 and paper Sec. 1):
+
+* ``anchor-free`` (OSTNet): each driving frame is rectified to the source's scale by the scale transformation
+  (Sec. 3.2) and its keypoints drive the generator directly. Needs a model with ST.
+* ``relative`` (FOMM): the motion of each frame relative to an anchor frame is added to the source keypoints,
+  with ``adapt_scale`` optionally rescaling it by the keypoint hull areas. With an ST model the keypoints of
+  the rectified frames are used.
+* ``absolute``: the driving keypoints as they are, with no rectification (the FOMM reconstruction protocol).
+  SE models still receive their scale code z.
+
+The default (``auto``) is anchor-free for models with ST and relative for the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Literal, NamedTuple
+
+import torch
+from torch import Tensor
+
+from ostnet.errors import OstnetError
+from ostnet.geometry.keypoints import normalize_relative
+from ostnet.models.ostnet import OSTNet
+from ostnet.models.outputs import Keypoints
+
+Mode = Literal["auto", "anchor-free", "relative", "absolute"]
+MODES = ("auto", "anchor-free", "relative", "absolute")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class SourceState(NamedTuple):
+    """Everything that depends on the source alone, computed once (``Animator.set_source``)."""
+
+    image: Tensor  # (1, 3, S, S)
+    kp: Keypoints
+    prepared: object  # the generator's prepared source
+
+
+class FrameBatch(NamedTuple):
+    """prediction and rectified driving frames, (B, 3, S, S) float32 in [0, 1] on the CPU or the device."""
+
+    prediction: Tensor
+    rectified: Tensor
+
+
+def best_device() -> str:
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_mode(model: OSTNet, mode: Mode) -> str:
+    if mode not in MODES:
+        raise OstnetError(f"unknown motion mode {mode!r}; choose one of {', '.join(MODES)}")
+    if mode == "auto":
+        return "anchor-free" if model.has_scale_transform else "relative"
+    if mode == "anchor-free" and not model.has_scale_transform:
+        raise OstnetError(
+            f"mode anchor-free needs a model with the scale transformation; {model.cfg.name!r} has none "
+            "(use --mode relative or absolute)"
+        )
+    return mode
+
+
+def _expand(value, batch: int):
+    """Expand every tensor of a (nested) NamedTuple from batch 1 to ``batch`` (no copy)."""
+    if isinstance(value, Tensor):
+        return value.expand(batch, *value.shape[1:]) if value.shape[0] == 1 and batch != 1 else value
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return type(value)(*(_expand(v, batch) for v in value))
+    return value
+
+
+class Animator:
+    """Animate a source image with driving frames.
+
+    Args:
+        model: an OSTNet (any preset or a converted FOMM model); it is put in eval mode and moved to ``device``.
+        device: ``cpu``, ``cuda`` or ``mps``; None picks the best available.
+        dtype: ``fp32``, ``bf16`` or ``fp16`` (autocast; the weights stay fp32).
+        mode: motion mode (see the module docstring).
+        adapt_scale: for ``relative``, scale the motion by the keypoint hull areas (FOMM's adapt_movement_scale).
+    """
+
+    def __init__(
+        self,
+        model: OSTNet,
+        device: str | None = None,
+        dtype: str = "fp32",
+        mode: Mode = "auto",
+        adapt_scale: bool = False,
+    ) -> None:
+        if dtype not in DTYPES:
+            raise OstnetError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+        self.device = torch.device(device or best_device())
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise OstnetError("--device cuda was asked for but CUDA is not available")
+        self.dtype = DTYPES[dtype]
+        self.model = model.eval().to(self.device)
+        self.mode = resolve_mode(model, mode)
+        self.adapt_scale = adapt_scale
+        self.source: SourceState | None = None
+        self.anchor: Keypoints | None = None
+
+    @property
+    def image_size(self) -> int:
+        return self.model.cfg.image_size
+
+    def _autocast(self):
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def _to_device(self, images: Tensor, name: str) -> Tensor:
+        s = self.image_size
+        if images.dim() == 3:
+            images = images[None]
+        if images.dim() != 4 or images.shape[1] != 3 or tuple(images.shape[-2:]) != (s, s):
+            raise OstnetError(f"{name}: expected (B, 3, {s}, {s}) frames, got {tuple(images.shape)}")
+        return images.to(self.device, torch.float32)
+
+    @torch.inference_mode()
+    def set_source(self, source: Tensor) -> SourceState:
+        """Compute and cache the per-source work (keypoints, generator preparation). source: (1, 3, S, S)."""
+        image = self._to_device(source, "source")[:1]
+        with self._autocast():
+            kp = self.model.detect(image)
+            self.source = SourceState(image, kp, self.model.prepare_source(image, kp))
+        self.anchor = None
+        return self.source
+
+    @torch.inference_mode()
+    def set_anchor(self, driving_frame: Tensor) -> None:
+        """Fix the anchor frame of ``relative`` mode (FOMM's first or best-aligned driving frame)."""
+        if self.source is None:
+            raise RuntimeError("set_source() first")
+        frame = self._to_device(driving_frame, "anchor")[:1]
+        with self._autocast():
+            kp_driving, _, _ = self._driving_keypoints(self.source, frame)
+        self.anchor = kp_driving
+
+    @torch.inference_mode()
+    def animate(self, driving: Tensor) -> FrameBatch:
+        """Animate the cached source with a batch of driving frames (B, 3, S, S)."""
+        if self.source is None:
+            raise RuntimeError("set_source() first")
+        frames = self._to_device(driving, "driving")
+        if self.mode == "relative" and self.anchor is None:
+            self.set_anchor(frames[:1])
+        return self._step(_expand(self.source, frames.shape[0]), frames)
+
+    @torch.inference_mode()
+    def animate_pairs(self, source: Tensor, driving: Tensor) -> Tensor:
+        """One result per (source, driving) pair, each pair independent (evaluation protocols).
+
+        ``relative`` mode uses each pair's own driving frame as the anchor, so it reduces to the source; the
+        evaluation protocols therefore use ``anchor-free`` or ``absolute``.
+        """
+        src = self._to_device(source, "source")
+        frames = self._to_device(driving, "driving")
+        with self._autocast():
+            kp = self.model.detect(src)
+            state = SourceState(src, kp, self.model.prepare_source(src, kp))
+        return self._step(state, frames, anchor=None).prediction
+
+    def _driving_keypoints(self, state: SourceState, frames: Tensor) -> tuple[Keypoints, Tensor, Tensor | None]:
+        """Keypoints that drive the generator, the rectified frames and z (the per-frame part of Fig. 2)."""
+        model = self.model
+        kp_driving = model.detect(frames)
+        st = model.rectify(state.kp, kp_driving, frames)
+        if st is None:
+            return kp_driving, frames, None
+        if self.mode == "absolute":
+            return kp_driving, frames, st.z
+        return model.detect(st.rectified), st.rectified, st.z
+
+    def _step(self, state: SourceState, frames: Tensor, anchor: Keypoints | None = ...) -> FrameBatch:
+        anchor = self.anchor if anchor is ... else anchor
+        with self._autocast():
+            kp_motion, rectified, z = self._driving_keypoints(state, frames)
+            if self.mode == "relative" and anchor is not None:
+                kp_motion = normalize_relative(state.kp, kp_motion, anchor, adapt_movement_scale=self.adapt_scale)
+            out = self.model.generate(state.prepared, kp_motion, self.model.embedding_code(z))
+        return FrameBatch(out.prediction.float().clamp(0, 1), rectified.float())

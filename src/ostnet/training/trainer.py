@@ -1,0 +1,338 @@
+"""The training loop (paper Sec. 3.4 and App. A; optimiser and schedule of reference-architecture.md §6.4).
+
+One readable loop in the nanoGPT style, importable and testable:
+
+* ``train_step(model, objective, optimizer, scaler, batch)``: forward under autocast, the objective outside
+  the networks, backward (scaled for fp16), clipping after ``unscale_``, optimiser step.
+* ``Trainer(cfg, run_dir).fit()``: data sharded over ranks, DDP (``torchrun``), per-epoch MultiStepLR,
+  logging on the main rank, atomic checkpoints and exact resume.
+
+Randomness that reaches the gradients is tied to data, not to processes: each training pair is a function
+of (seed, epoch, index) (``PairDataset``), and each pair's equivariance transform of (seed, step, index). So
+a run on W processes with batch b follows a run on one process with batch W b, and a resumed run follows an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from ostnet import config as C
+from ostnet.checkpoint import load_weights_into, save_checkpoint
+from ostnet.data.dataset import PairDataset, TrainingPair
+from ostnet.errors import OstnetError
+from ostnet.losses.objective import LossTerms, Objective
+from ostnet.models.ostnet import build_model
+from ostnet.models.outputs import ModelOutput
+from ostnet.training.distributed import (
+    DistInfo,
+    ShardedSampler,
+    all_gather_objects,
+    configure_backends,
+    convert_sync_batchnorm,
+    seed_everything,
+    setup_distributed,
+)
+from ostnet.training.state import (
+    STATE_FORMAT,
+    STATE_VERSION,
+    CheckpointFiles,
+    Progress,
+    RunFolder,
+    capture_rng,
+    check_compatible,
+    load_training_state,
+    restore_rng,
+)
+from ostnet.training.visualize import TrainLogger
+
+log = logging.getLogger(__name__)
+
+_AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class StepResult(NamedTuple):
+    """terms: the losses of the step; output: the model output, detached (for visualisation)."""
+
+    terms: LossTerms
+    output: ModelOutput
+
+
+def _detach(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        return value.detach()
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return type(value)(*(_detach(v) for v in value))
+    return value
+
+
+def train_step(
+    model: nn.Module,
+    objective: Objective,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    batch: TrainingPair,
+    *,
+    precision: str = "fp32",
+    grad_clip: float | None = None,
+    tps_seed: int | None = None,
+) -> StepResult:
+    """One optimisation step on ``batch`` (tensors already on the model's device).
+
+    Args:
+        model: OSTNet or its DDP wrapper, in train mode.
+        objective: the loss (Eq. 6 / 10).
+        scaler: a GradScaler, enabled only for fp16 (a disabled one is a pass-through).
+        precision: "fp32", "bf16" or "fp16" autocast for the forward pass and the losses.
+        grad_clip: max global L2 norm of the gradients (after unscaling), or None.
+        tps_seed: seed of the equivariance transforms (see ``Objective``).
+    """
+    dtype = _AUTOCAST[precision]
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(batch.source.device.type, dtype=dtype, enabled=dtype is not None):
+        out = model(batch.source, batch.driving)
+        terms = objective(model, batch, out, tps_seed=tps_seed)
+    scaler.scale(terms.total).backward()
+    if grad_clip is not None:
+        scaler.unscale_(optimizer)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return StepResult(_detach(terms), _detach(out))
+
+
+def step_seed(seed: int, step: int) -> int:
+    """Seed of the equivariance transforms of global step ``step``."""
+    return seed * 1_000_003 + step
+
+
+def build_dataset(cfg: C.TrainConfig) -> PairDataset:
+    """The training split of ``cfg.data.root`` with the expression-preserved augmentation (Sec. 3.4)."""
+    d = cfg.data
+    if not d.root:
+        raise OstnetError("no training data given: pass --data DATASET (a folder holding train/)")
+    return PairDataset(
+        d.root,
+        "train",
+        image_size=cfg.model.image_size,
+        id_sampling=d.id_sampling,
+        num_repeats=d.num_repeats,
+        augment=True,
+        delta=cfg.augmentation.delta,
+        flip=d.flip,
+        time_flip=d.time_flip,
+        color_jitter=d.color_jitter,
+        seed=cfg.seed,
+    )
+
+
+def _to_device(batch: TrainingPair, device: torch.device) -> TrainingPair:
+    return TrainingPair(*(t.to(device, non_blocking=True) if isinstance(t, Tensor) else t for t in batch))
+
+
+def _batches(loader: DataLoader) -> Iterator[TrainingPair]:
+    """Iterate ``loader``, turning an error re-raised from a worker back into its one-line message."""
+    it = iter(loader)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except OstnetError as exc:
+            lines = [line for line in str(exc).splitlines() if line.strip()]
+            raise OstnetError(lines[-1].removeprefix("ostnet.errors.OstnetError: ")) from None
+        yield batch
+
+
+class Trainer:
+    """Trains ``cfg.model`` on ``cfg.data`` into ``run_dir``; see the module docstring.
+
+    Args:
+        cfg: the resolved training config (written to ``run_dir/config.json``).
+        run_dir: the run folder (created; a folder already holding checkpoints needs ``resume=True``).
+        resume: continue from the last checkpoint of ``run_dir`` (same model config required).
+        device: "auto", "cpu" or "cuda" (under torchrun each rank takes cuda:LOCAL_RANK).
+        show_progress: draw a tqdm bar on the main rank.
+        dataset: use this dataset instead of building ``PairDataset`` from ``cfg.data`` (tests).
+
+    Everything that can be checked is checked before anything is written: bad input raises OstnetError.
+    """
+
+    def __init__(
+        self,
+        cfg: C.TrainConfig,
+        run_dir: str | Path,
+        *,
+        resume: bool = False,
+        device: str = "auto",
+        show_progress: bool = True,
+        dataset: PairDataset | None = None,
+    ) -> None:
+        self.cfg, self.show_progress = cfg, show_progress
+        self.dist: DistInfo = setup_distributed(device)
+        configure_backends(cfg.deterministic)
+        self.folder = RunFolder(run_dir)
+        resume_from = self._check_folder(resume)
+        self.dataset = dataset if dataset is not None else build_dataset(cfg)
+        self.sampler = ShardedSampler(
+            len(self.dataset),
+            batch_size=cfg.data.batch_size,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+            seed=cfg.seed,
+        )
+        self.raw_model, self.model = self._build_model(resume_from)
+        self.objective = Objective(cfg.loss).to(self.dist.device)
+        o = cfg.optim
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            self.optimizer, list(o.milestones), gamma=o.gamma
+        )
+        self.scaler = torch.amp.GradScaler(self.dist.device.type, enabled=cfg.precision == "fp16")
+        self.progress = Progress()
+        seed_everything(cfg.seed + self.dist.rank)  # per-rank streams for anything not tied to the data
+        if resume_from is not None:
+            self._load_state(resume_from)
+        per_epoch = self.sampler.batches_per_epoch
+        self.max_steps = cfg.max_steps if cfg.max_steps is not None else o.num_epochs * per_epoch
+        if self.dist.is_main:
+            self.folder.create()
+            self.folder.remove_stale_temporaries()
+            self.folder.write_config(cfg)
+
+    # ---------------------------------------------------------------------------------------------- setup
+
+    def _check_folder(self, resume: bool) -> CheckpointFiles | None:
+        latest = self.folder.latest()
+        if not resume:
+            if latest is not None:
+                raise OstnetError(
+                    f"{self.folder.root}: already holds a training run (step {latest.step}); "
+                    "pass --resume to continue it or choose another --output folder"
+                )
+            return None
+        if latest is None:
+            raise OstnetError(f"{self.folder.root}: nothing to resume (no {self.folder.pointer_path.name})")
+        if self.folder.config_path.is_file():
+            check_compatible(self.folder.read_config().model, self.cfg.model, self.folder.config_path)
+        return latest
+
+    def _build_model(self, resume_from: CheckpointFiles | None) -> tuple[nn.Module, nn.Module]:
+        torch.manual_seed(self.cfg.seed)  # the same initial weights on every rank
+        model = build_model(self.cfg.model)
+        if resume_from is not None:
+            load_weights_into(model, resume_from.weights)
+        model = convert_sync_batchnorm(model, self.dist).to(self.dist.device).train()
+        if not self.dist.is_distributed:
+            return model, model
+        device_ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
+        return model, DistributedDataParallel(model, device_ids=device_ids)
+
+    def _load_state(self, files: CheckpointFiles) -> None:
+        state = load_training_state(files.state)
+        stored = C.from_dict(C.ModelConfig, json.loads(state["model_config"]))
+        check_compatible(stored, self.cfg.model, files.state)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        self.progress = Progress(*state["progress"])
+        rngs = state["rng"]
+        if len(rngs) == self.dist.world_size:
+            restore_rng(rngs[self.dist.rank])
+        else:
+            log.warning(
+                "resuming on %d processes a run saved on %d: RNG streams restart",
+                self.dist.world_size,
+                len(rngs),
+            )
+
+    def _training_state(self) -> dict[str, Any]:
+        rngs = all_gather_objects(capture_rng(), self.dist)  # collective: every rank calls it
+        return {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "progress": tuple(self.progress),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rngs,
+            "world_size": self.dist.world_size,
+            "model_config": C.to_json(self.cfg.model),
+            "train_config": C.to_json(self.cfg),
+        }
+
+    # ----------------------------------------------------------------------------------------------- loop
+
+    def fit(self) -> Path:
+        """Train until ``max_steps``; returns the final weights' path (``run_dir/final.safetensors``)."""
+        logger = TrainLogger(
+            self.folder.root, self.dist, self.max_steps, self.progress.step, self.show_progress
+        )
+        saved_at = self.progress.step
+        try:
+            while self.progress.step < self.max_steps:
+                saved_at = self._train_epoch(logger, saved_at)
+            if saved_at != self.progress.step:
+                self.save_checkpoint()
+            if self.dist.is_main:
+                save_checkpoint(
+                    self.raw_model, self.folder.final_weights, metadata={"step": str(self.progress.step)}
+                )
+        finally:
+            logger.close()
+        return self.folder.final_weights
+
+    def _train_epoch(self, logger: TrainLogger, saved_at: int) -> int:
+        """Train the rest of this epoch (or until max_steps); returns the step of the last checkpoint."""
+        cfg, p = self.cfg, self.progress
+        self.sampler.set_epoch(p.epoch, p.batch_in_epoch)
+        self.dataset.set_epoch(p.epoch)
+        loader = DataLoader(
+            self.dataset,
+            batch_size=cfg.data.batch_size,
+            sampler=self.sampler,
+            num_workers=cfg.data.num_workers,
+            drop_last=True,
+            pin_memory=self.dist.device.type == "cuda",
+        )
+        for batch in _batches(loader):
+            batch = _to_device(batch, self.dist.device)
+            result = train_step(
+                self.model,
+                self.objective,
+                self.optimizer,
+                self.scaler,
+                batch,
+                precision=cfg.precision,
+                grad_clip=cfg.optim.grad_clip,
+                tps_seed=step_seed(cfg.seed, self.progress.step),
+            )
+            p = self.progress = Progress(p.step + 1, p.epoch, p.batch_in_epoch + 1)
+            logger.after_step(p.step, batch, result, self.optimizer.param_groups[0]["lr"], cfg)
+            if p.step % cfg.checkpoint_every == 0:
+                self.save_checkpoint()
+                saved_at = p.step
+            if p.step >= self.max_steps:
+                return saved_at
+        self.scheduler.step()  # MultiStepLR counts epochs
+        self.progress = Progress(p.step, p.epoch + 1, 0)
+        return saved_at
+
+    def save_checkpoint(self) -> None:
+        """Weights + training state + pointer (main rank writes; every rank takes part in the RNG gather)."""
+        state = self._training_state()
+        if self.dist.is_main:
+            self.folder.save(self.raw_model, state, self.progress.step)
