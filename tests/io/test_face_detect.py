@@ -57,11 +57,12 @@ def test_sorted_largest_first_and_small_faces_in_large_frames(detector, clip_fra
         assert len(short.detect(clip_frame)) == 1
 
 
-def test_auto_prefers_short_range_for_close_ups(clip_frame):
+def test_auto_falls_back_to_short_range_for_close_ups(detector, clip_frame):
     close_up = np.ascontiguousarray(clip_frame[150:460, 100:410])  # the face fills the frame
+    assert detector.detect(close_up) == []  # the full-range model misses a face this large
     with FaceDetector(model="auto") as auto:
         faces = auto.detect(close_up)
-    assert len(faces) == 1 and faces[0].width < 1.0 * close_up.shape[1]
+    assert len(faces) == 1 and 0.6 * 310 < faces[0].width < 310
 
 
 def test_bad_arguments():
