@@ -159,6 +159,7 @@ class TrainConfig:
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     seed: int = 0
     max_steps: int | None = None
+    max_seconds: float | None = None  # wall-clock budget of one fit(), checked after every step
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     deterministic: bool = False
     log_every: int = 10

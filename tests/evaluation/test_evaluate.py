@@ -76,9 +76,9 @@ def oracle(monkeypatch):
 
 
 def test_oracle_scores_are_perfect_on_same_scale(assets, tmp_path, oracle):
-    (s,) = E.run_evaluation(_cfg(assets, tmp_path / "out", face_metrics=True))
+    (s,) = E.run_evaluation(_cfg(assets, tmp_path / "out", num_pairs=3, face_metrics=True))
     assert s.means["l1"] == 0 and s.means["ssim"] == pytest.approx(1.0) and s.means["psnr"] == float("inf")
-    assert s.face_missing == 0 and s.counts["akd"] == 4
+    assert s.face_missing == 0 and s.counts["akd"] == 3
     assert s.means["akd"] == 0 and s.means["aed"] == 0 and s.means["scale_error"] == 0
 
 
@@ -93,7 +93,7 @@ def test_different_scale_oracle_is_penalised(assets, tmp_path, oracle):
 
 
 def test_cross_identity_reports_identity_and_pose(assets, tmp_path, oracle):
-    (s,) = E.run_evaluation(_cfg(assets, tmp_path / "out", "cross-identity", face_metrics=True))
+    (s,) = E.run_evaluation(_cfg(assets, tmp_path / "out", "cross-identity", num_pairs=3, face_metrics=True))
     assert set(s.means) == {"csim", "identity_distance", "pose_distance", "scale_error"}
     assert s.means["pose_distance"] == 0  # the oracle copies the driving frame exactly
     assert s.means["identity_distance"] > 0 and s.means["csim"] < 1
@@ -192,7 +192,9 @@ def test_cli_with_two_checkpoints_writes_every_output(assets, tmp_path, capsys):
 
 def test_lpips_column_with_weights(assets, tmp_path, fake_lpips_weights, blend):
     fake_lpips_weights(tmp_path / "hub" / "checkpoints")
-    (s,) = E.run_evaluation(_cfg(assets, tmp_path / "out", num_pairs=2, lpips_hub_dir=str(tmp_path / "hub")))
+    (s,) = E.run_evaluation(
+        _cfg(assets, tmp_path / "out", num_pairs=2, lpips_hub_dir=str(tmp_path / "hub"), metric_size=128)
+    )
     assert s.means["lpips"] is not None and s.means["lpips"] > 0 and "lpips" not in s.notes
 
 
@@ -233,7 +235,7 @@ def test_missing_landmark_model_fails_before_any_work(assets, tmp_path):
 
 def test_resuming_with_other_settings_or_checkpoint_is_refused(assets, tmp_path, blend):
     E.run_evaluation(_cfg(assets, tmp_path / "out", num_pairs=2, metric_size=64))
-    with pytest.raises(OstnetError, match="other settings \\(protocol\\)"):
+    with pytest.raises(OstnetError, match="other settings \\(protocol"):
         E.run_evaluation(_cfg(assets, tmp_path / "out", "reconstruction"))
     other = tmp_path / "tiny0.safetensors"
     other.write_bytes(Path(assets[1][1]).read_bytes())  # same label, different weights
@@ -245,3 +247,35 @@ def test_sample_ids_spread_over_the_list():
     assert E.sample_ids(100, 5) == [0, 25, 50, 74, 99]
     assert E.sample_ids(3, 8) == [0, 1, 2] and E.sample_ids(0, 8) == []
     assert np.all(np.diff(E.sample_ids(2083, 8)) > 0)
+
+
+def test_user_pair_list_for_different_scale(assets, tmp_path, blend):
+    data, _ = assets
+    frames = sorted((Path(data) / "test").glob("*/*.png"))
+    plain = tmp_path / "plain.csv"
+    plain.write_text(f"source,driving,frame\n{frames[0]},{frames[1]},\n{frames[2]},{frames[3]},\n")
+    (s,) = E.run_evaluation(_cfg(assets, tmp_path / "a", "different-scale", pairs_csv=str(plain), metric_size=64))
+    assert s.pairs_total == 4  # two seeded augmentations of each listed pair
+    with open(tmp_path / "a" / "pairs.csv", newline="") as handle:
+        saved = list(csv.DictReader(handle))
+    assert [r["driving"] for r in saved] == [str(frames[1])] * 2 + [str(frames[3])] * 2 and saved[0]["alpha"]
+    with pytest.raises(OstnetError, match="use --protocol different-scale"):
+        E.run_evaluation(_cfg(assets, tmp_path / "b", pairs_csv=str(tmp_path / "a" / "pairs.csv")))
+
+
+def test_max_pairs_then_the_rest(assets, tmp_path, blend):
+    (s,) = E.run_evaluation(_cfg(assets, tmp_path / "out", num_pairs=5, max_pairs=2, metric_size=64))
+    assert s.pairs_total == 2 and s.pairs_evaluated == 2 and sum(blend) == 2
+    (s,) = E.run_evaluation(_cfg(assets, tmp_path / "out", num_pairs=5, metric_size=64))
+    assert s.pairs_evaluated == 5 and sum(blend) == 5
+
+
+def test_cli_interrupt_says_how_to_resume(assets, tmp_path, capsys, monkeypatch):
+    def interrupted(cfg):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(E, "run_evaluation", interrupted)
+    data, checkpoints = assets
+    args = ["evaluate", "--data", str(data), "--protocol", "same-scale", "--output", str(tmp_path / "out")]
+    assert main([*args, "--checkpoint", checkpoints[0]]) == 130
+    assert "rerun to resume" in capsys.readouterr().err

@@ -85,7 +85,7 @@ def test_track_two_faces_with_skipped_frames_interpolated():
     tubes = track_faces(detections)
     assert [(tube.start, tube.end) for tube in tubes] == [(0, 20), (0, 20)]
     left = next(tube for tube in tubes if tube.boxes[0].x0 < 100)
-    assert len(left) == 20 and len(left.boxes) == 20
+    assert left.num_frames == 20 and len(left.boxes) == 20
     np.testing.assert_allclose([box.x0 for box in left.boxes], 10 + np.arange(20))  # linear interpolation
 
 

@@ -59,7 +59,9 @@ def test_grey_palette_and_sixteen_bit(tmp_path):
     palette.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
     palette.info["transparency"] = 1
     palette.save(tmp_path / "p.png", transparency=1)
-    np.testing.assert_array_equal(load_image(tmp_path / "p.png")[:, :, :], [[[255, 0, 0], [255] * 3], [[255] * 3, [255, 0, 0]]])
+    np.testing.assert_array_equal(
+        load_image(tmp_path / "p.png")[:, :, :], [[[255, 0, 0], [255] * 3], [[255] * 3, [255, 0, 0]]]
+    )
 
 
 @pytest.mark.parametrize(("suffix", "tolerance"), [(".png", 0), (".webp", 12), (".jpg", 12)])

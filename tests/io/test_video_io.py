@@ -115,6 +115,27 @@ def test_other_containers(tmp_path, fmt, codec, suffix):
     assert read_frames(path).shape == (7, 48, 64, 3)
 
 
+def test_display_rotation_is_applied(tmp_path):
+    """Phone videos are stored sideways with a display matrix; frames must come out upright."""
+    path = tmp_path / "rotated.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+        stream.set_display_rotation(90)  # counter-clockwise
+        for t in range(3):
+            frame = np.zeros((32, 64, 3), np.uint8)
+            frame[:8, :16] = 255  # marker in the stored top-left corner
+            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            video_frame.pts = t
+            container.mux(stream.encode(video_frame))
+        container.mux(stream.encode(None))
+    info = probe_video(path)
+    assert (info.width, info.height) == (32, 64)
+    upright = read_frames(path)[0]
+    assert upright.shape == (64, 32, 3)
+    assert upright[-16:, :8].mean() > 200 and upright[:16, :8].mean() < 50  # top-left went to bottom-left
+
+
 def test_folder_of_frames(tmp_path):
     folder = tmp_path / "clip.mp4"
     folder.mkdir()

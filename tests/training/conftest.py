@@ -1,22 +1,25 @@
 """Fixtures for the training tests: a small synthetic dataset and a cheap ``tiny`` training config.
 
-The config keeps the real objective but evaluates the perceptual loss only on the 1/2 and 1/4 pyramid
-levels (32 and 16 px) of the 64x64 ``tiny`` images, with a random VGG-19, so a step takes well under a second.
+The config keeps the real objective but evaluates the perceptual loss only on the 1/4 pyramid level (16 px)
+of the 64x64 ``tiny`` images, with a random VGG-19, so that a step costs about a CPU-second.
 """
 
 from __future__ import annotations
 
+import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 from ostnet import config as C
 from ostnet.data.synthetic import write_synthetic_dataset
 
 FAST_OVERRIDES = [
     "loss.allow_random_vgg=true",
-    "loss.perceptual_scales=[0.5, 0.25]",
+    "loss.perceptual_scales=[0.25]",
     "data.num_workers=0",
     "data.batch_size=2",
     "data.num_repeats=2",
@@ -36,12 +39,27 @@ def synthetic_root(tmp_path_factory) -> Path:
 
 
 def fast_config(data_root: Path, *extra: str) -> C.TrainConfig:
-    cfg = C.train_preset("tiny")
-    return C.apply_overrides(cfg, [*FAST_OVERRIDES, f"data.root={str(data_root)!r}".replace("'", '"'), *extra])
+    """The ``tiny`` preset with FAST_OVERRIDES, ``data.root`` and then ``extra`` overrides applied."""
+    root = json.dumps(str(data_root))
+    return C.apply_overrides(C.train_preset("tiny"), [*FAST_OVERRIDES, f"data.root={root}", *extra])
+
+
+@pytest.fixture(scope="session")
+def make_config(synthetic_root) -> Callable[..., C.TrainConfig]:
+    return lambda *extra: fast_config(synthetic_root, *extra)
 
 
 @pytest.fixture(autouse=True)
-def _quiet_random_vgg_warning():
+def _restore_global_torch_flags():
+    """The Trainer switches deterministic algorithms on (deterministic=true); give the next test the old flags."""
+    flags = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*RANDOM VGG-19.*")
         yield
+    torch.use_deterministic_algorithms(flags[0], warn_only=flags[1])
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = flags[2], flags[3]

@@ -21,25 +21,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "OUT/samples.png. Rerunning the same command resumes an interrupted run."
         ),
     )
-    parser.add_argument("--checkpoint", action="append", required=True, metavar="CKPT",
-                        help="an ostnet checkpoint (.safetensors); repeat to compare several")  # fmt: skip
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        required=True,
+        metavar="CKPT",
+        help="an ostnet checkpoint (.safetensors); repeat to compare several",
+    )
     parser.add_argument("--data", required=True, metavar="DATASET", help="dataset folder holding test/")
     parser.add_argument("--protocol", required=True, metavar="NAME", help=PROTOCOL_HELP)
     parser.add_argument("--output", required=True, metavar="DIR", help="folder for the results")
     parser.add_argument("--split", default="test", help="split folder to evaluate on (test)")
-    parser.add_argument(
-        "--pairs", metavar="CSV", help="use this pair list (DaGAN format) instead of sampling"
-    )
+    parser.add_argument("--pairs", metavar="CSV", help="use this pair list (DaGAN format) instead of sampling")
     parser.add_argument("--num-pairs", type=int, default=2083, metavar="N", help="pairs to sample (2083)")
-    parser.add_argument(
-        "--num-videos", type=int, default=100, metavar="N", help="videos to sample from (100)"
-    )
+    parser.add_argument("--num-videos", type=int, default=100, metavar="N", help="videos to sample from (100)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
-    parser.add_argument(
-        "--delta", type=float, default=0.3, help="different-scale factor range 1 +- delta (0.3)"
-    )
-    parser.add_argument("--variants", type=int, default=2, metavar="N",
-                        help="different-scale augmentations per pair (2: 2 x 2083 = 4166)")  # fmt: skip
+    parser.add_argument("--delta", type=float, default=0.3, help="different-scale factor range 1 +- delta (0.3)")
+    variants_help = "different-scale augmentations per pair (2: 2 x 2083 = 4166)"
+    parser.add_argument("--variants", type=int, default=2, metavar="N", help=variants_help)
     parser.add_argument("--max-pairs", type=int, metavar="N", help="evaluate only the first N pairs")
     parser.add_argument("--batch-size", type=int, default=8, metavar="B", help="pairs per batch (8)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or mps (cpu)")
@@ -84,8 +83,9 @@ def config_from_args(args: argparse.Namespace):
 def _check_numbers(args: argparse.Namespace) -> None:
     from ostnet.errors import OstnetError
 
-    for flag, value in (("--num-pairs", args.num_pairs), ("--num-videos", args.num_videos),
-                        ("--variants", args.variants), ("--batch-size", args.batch_size)):  # fmt: skip
+    numbers = {"--num-pairs": args.num_pairs, "--num-videos": args.num_videos, "--variants": args.variants}
+    numbers["--batch-size"] = args.batch_size
+    for flag, value in numbers.items():
         if value < 1:
             raise OstnetError(f"{flag} must be at least 1, got {value}")
     if args.max_pairs is not None and args.max_pairs < 1:

@@ -55,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
     result = prepare_dataset(args.inputs, args.output, cfg, workers=args.workers, progress=not args.quiet)
     by_split = {name: [r for r in result.records if r.split == name] for name in ("train", "test")}
     counts = ", ".join(
-        f"{name}: {len(recs)} clips / {sum(r.num_frames for r in recs)} frames"
-        for name, recs in by_split.items()
+        f"{name}: {len(recs)} clips / {sum(r.num_frames for r in recs)} frames" for name, recs in by_split.items()
     )
     videos = len({r.source for r in result.records})
     print(f"prepared {videos} video(s) into {args.output} ({counts}); skipped {len(result.skipped)}")

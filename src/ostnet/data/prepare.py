@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import closing
@@ -46,10 +47,6 @@ from ostnet.io import atomic_output
 from ostnet.io.video import VideoInfo, iter_frames, probe_video
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".gif", ".avi", ".m4v")
-MANIFEST_FIELDS = (
-    "name", "split", "identity", "source", "tube", "start_frame", "end_frame", "start_time", "end_time",
-    "num_frames", "crop_x0", "crop_y0", "crop_size", "crop_mode", "fps", "source_width", "source_height",
-)  # fmt: skip
 
 
 @dataclass
@@ -63,7 +60,10 @@ class PrepareConfig:
     shift: float = DEFAULT_SHIFT  # crop centre this many face sizes above the face centre
     crop: Literal["static", "track"] = "static"
     smooth_sigma: float = 3.0  # frames; BoxSmoother for crop="track"
-    detect_every: int = 2  # run the detector on every n-th frame (and the last), interpolate between
+    # Detector on every n-th frame (and the last), boxes interpolated between. Measured on the sample clips:
+    # n = 2 halves detection time; crop boxes move by <= 1.6 % of the crop vs n = 1 (below the detector's
+    # own frame-to-frame jitter of 1-2.5 %); n = 5 reaches 4.6 %.
+    detect_every: int = 2
     min_score: float = 0.5
     model: Literal["full", "short", "auto"] = "full"
     max_frames: int | None = None  # use only the first frames of each video (quick runs, tests)
@@ -128,7 +128,7 @@ def detect_faces(
 
     The last frame is always examined so that tubes reach the end of the video.
     """
-    total = _frame_limit(info, cfg)
+    total = info.num_frames if cfg.max_frames is None else min(info.num_frames, cfg.max_frames)
     detections: list[list[FaceBox] | None] = []
     for index, frame in _frames(source, total):
         if index % cfg.detect_every and index != total - 1:
@@ -137,10 +137,6 @@ def detect_faces(
         faces = detector.detect(frame)
         detections.append([face for face in faces if max(face.width, face.height) >= cfg.min_face])
     return detections
-
-
-def _frame_limit(info: VideoInfo, cfg: PrepareConfig) -> int:
-    return info.num_frames if cfg.max_frames is None else min(info.num_frames, cfg.max_frames)
 
 
 def _frames(source: Path, total: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -171,7 +167,7 @@ def tube_box(tube: FaceTube, frame_w: int, frame_h: int, cfg: PrepareConfig) -> 
 def crop_boxes(tube: FaceTube, info: VideoInfo, cfg: PrepareConfig) -> list[CropBox]:
     """The crop box of every frame of ``tube`` (all equal for ``crop="static"``)."""
     if cfg.crop == "static":
-        return [tube_box(tube, info.width, info.height, cfg)] * len(tube)
+        return [tube_box(tube, info.width, info.height, cfg)] * tube.num_frames
     boxes = [square_box(box, info.width, info.height, cfg.margin, shift=cfg.shift) for box in tube.boxes]
     return BoxSmoother(cfg.smooth_sigma).smooth(boxes)
 
@@ -181,12 +177,12 @@ def plan_parts(job: VideoJob, info: VideoInfo, tubes: list[FaceTube], cfg: Prepa
     parts = []
     for number, tube in enumerate(tubes):
         sizes = [max(box.width, box.height) for box in tube.boxes]
-        if len(tube) < cfg.min_frames or float(np.median(sizes)) < cfg.min_face:
+        if tube.num_frames < cfg.min_frames or float(np.median(sizes)) < cfg.min_face:
             continue
         boxes = crop_boxes(tube, info, cfg)
         cuts = [(tube.start, tube.end, job.split)]
         if cfg.split_by_time is not None:
-            middle = tube.start + round(cfg.split_by_time * len(tube))
+            middle = tube.start + round(cfg.split_by_time * tube.num_frames)
             cuts = [(tube.start, middle, "train"), (middle, tube.end, "test")]
         for start, end, split in cuts:
             if end > start:
@@ -236,9 +232,7 @@ def write_parts(source: Path, parts: list[_Part], dataset: Path, size: int) -> N
             shutil.rmtree(temp, ignore_errors=True)
 
 
-def prepare_video(
-    job: VideoJob, dataset: Path, cfg: PrepareConfig, detector: FaceDetector
-) -> list[ClipRecord]:
+def prepare_video(job: VideoJob, dataset: Path, cfg: PrepareConfig, detector: FaceDetector) -> list[ClipRecord]:
     """Prepare one video; returns its clips (possibly none). Unreadable input raises ``OstnetError``."""
     info = probe_video(job.source)
     detections = detect_faces(job.source, info, cfg, detector)
@@ -259,7 +253,7 @@ def write_manifest(dataset: Path, records: list[ClipRecord], replaced_sources: s
     rows.extend(record._asdict() for record in records)
     rows.sort(key=lambda row: (row["split"], row["name"]))
     with atomic_output(path) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=MANIFEST_FIELDS, extrasaction="ignore")
+        writer = csv.DictWriter(handle, fieldnames=ClipRecord._fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     return path
@@ -275,9 +269,7 @@ def collect_videos(inputs: list[Path]) -> list[Path]:
     them (sorted, not recursive); any other folder is taken as one video made of image frames."""
     sources = []
     for path in inputs:
-        videos = (
-            sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) if path.is_dir() else []
-        )
+        videos = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) if path.is_dir() else []
         sources.extend(videos or [path])  # "<clip>.mp4/" frame folders (FOMM layout) count as videos
     return sources
 
@@ -311,67 +303,100 @@ def _safe(name: str) -> str:
 _DETECTOR: FaceDetector | None = None  # one per worker process, made by _init_worker
 
 
-def _init_worker(min_score: float, model: str) -> None:
+def _init_worker(min_score: float, model: str, ignore_interrupt: bool = False) -> None:
     global _DETECTOR
+    if ignore_interrupt:  # pool workers: Ctrl-C is handled by the main process, which stops them
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     _DETECTOR = FaceDetector(min_score=min_score, model=model)
 
 
-def _run_job(job: VideoJob, dataset: Path, cfg: PrepareConfig) -> tuple[list[ClipRecord], str | None]:
-    """Worker entry: (clips, None) or ([], one-line reason the video was skipped)."""
+class JobResult(NamedTuple):
+    job: VideoJob
+    records: list[ClipRecord]
+    error: str | None  # one line: why the video was skipped
+
+
+def _run_job(job: VideoJob, dataset: Path, cfg: PrepareConfig) -> JobResult:
+    """Prepare one video in the current (worker) process; failures become a one-line ``error``."""
     if _DETECTOR is None:
         _init_worker(cfg.min_score, cfg.model)
     try:
         records = prepare_video(job, dataset, cfg, _DETECTOR)
     except OstnetError as exc:
-        return [], str(exc)
+        return JobResult(job, [], str(exc))
     except Exception as exc:  # one broken video must not stop a batch of thousands
-        return [], f"{job.source}: {type(exc).__name__}: {exc}"
+        return JobResult(job, [], f"{job.source}: {type(exc).__name__}: {exc}")
     if not records:
-        return [], f"{job.source}: no face tube of >= {cfg.min_frames} frames with faces >= {cfg.min_face} px"
-    return records, None
+        reason = f"no face tube of >= {cfg.min_frames} frames with faces >= {cfg.min_face} px"
+        return JobResult(job, [], f"{job.source}: {reason}")
+    return JobResult(job, records, None)
+
+
+def _run_packed(args: tuple[VideoJob, Path, PrepareConfig]) -> JobResult:
+    return _run_job(*args)
 
 
 def prepare_dataset(
     inputs: list[Path], dataset: Path, cfg: PrepareConfig, workers: int = 1, progress: bool = True
 ) -> PrepareResult:
-    """Prepare every input video into ``dataset`` (several in parallel when ``workers`` > 1) and write the
-    manifest. Videos that fail are reported on stderr and skipped; ``OstnetError`` if nothing was prepared."""
+    """Prepare every input video into ``dataset`` (``workers`` videos in parallel) and write the manifest.
+
+    Videos that fail are reported on stderr and skipped; ``OstnetError`` if nothing was prepared. On Ctrl-C
+    the workers are stopped, unfinished clip folders removed and the finished clips listed in the manifest.
+    """
     from tqdm import tqdm
 
     jobs = plan_jobs(collect_videos(inputs), cfg)
-    records: list[ClipRecord] = []
-    skipped: list[str] = []
+    done: list[JobResult] = []
     bar = tqdm(total=len(jobs), unit="video", desc="prepare", disable=not progress)
     try:
-        for job_records, error in _results(jobs, dataset, cfg, workers):
-            records.extend(job_records)
-            if error:
-                skipped.append(error)
-                bar.write(f"skipped {error}", file=sys.stderr)
+        for result in _results(jobs, dataset, cfg, workers):
+            done.append(result)
+            if result.error:
+                bar.write(f"skipped {result.error}", file=sys.stderr)
             bar.update()
+    except BaseException:
+        _remove_unfinished(dataset, jobs)
+        _finish(dataset, done)
+        raise
     finally:
         bar.close()
+    records = _finish(dataset, done)
     if not records:
         raise OstnetError(f"{dataset}: nothing was prepared from {len(jobs)} input(s)")
-    write_manifest(dataset, records, {str(job.source) for job in jobs})
-    return PrepareResult(records, skipped)
+    return PrepareResult(records, [result.error for result in done if result.error])
 
 
-def _results(
-    jobs: list[VideoJob], dataset: Path, cfg: PrepareConfig, workers: int
-) -> Iterator[tuple[list[ClipRecord], str | None]]:
+def _finish(dataset: Path, done: list[JobResult]) -> list[ClipRecord]:
+    """Write the manifest for the finished videos (if any clip was made); returns their clips."""
+    records = [record for result in done for record in result.records]
+    if records:
+        write_manifest(dataset, records, {str(result.job.source) for result in done if result.records})
+    return records
+
+
+def _remove_unfinished(dataset: Path, jobs: list[VideoJob]) -> None:
+    """Delete hidden ``.<clip>.part`` folders of these jobs (left by workers that were stopped)."""
+    prefixes = tuple(f".{job.identity}#{job.video}#" for job in jobs)
+    for temp in dataset.glob("*/.*.part"):
+        if temp.name.startswith(prefixes):
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def _results(jobs: list[VideoJob], dataset: Path, cfg: PrepareConfig, workers: int) -> Iterator[JobResult]:
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
             yield _run_job(job, dataset, cfg)
         return
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    context = multiprocessing.get_context("spawn")  # no fork of a process holding threads
-    pool = ProcessPoolExecutor(min(workers, len(jobs)), context, _init_worker, (cfg.min_score, cfg.model))
+    context = multiprocessing.get_context("spawn")  # never fork a process that may hold threads
+    pool = context.Pool(min(workers, len(jobs)), _init_worker, (cfg.min_score, cfg.model, True))
     try:
-        futures = [pool.submit(_run_job, job, dataset, cfg) for job in jobs]
-        for future in as_completed(futures):
-            yield future.result()
+        yield from pool.imap_unordered(_run_packed, [(job, dataset, cfg) for job in jobs])
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.join()

@@ -21,7 +21,6 @@ checkpoint file under the same output folder is an error rather than a silent mi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from collections import OrderedDict
@@ -43,6 +42,8 @@ from ostnet.evaluation.report import (
     CheckpointSummary,
     PairJournal,
     PairMetrics,
+    bind_checkpoint_folder,
+    checkpoint_labels,
     compose_grid,
     metrics_for,
     summarize,
@@ -111,17 +112,13 @@ class PairScorer:
         if self.protocol == "cross-identity":
             return self._score_cross(pair, pred, source, driving)
         p, g = M.resize_for_metrics(pred, self.metric_size), M.resize_for_metrics(driving, self.metric_size)
-        result = PairMetrics(
-            pair.pair_id, l1=M.l1(p, g).item(), psnr=M.psnr(p, g).item(), ssim=M.ssim(p, g).item()
-        )
+        result = PairMetrics(pair.pair_id, l1=M.l1(p, g).item(), psnr=M.psnr(p, g).item(), ssim=M.ssim(p, g).item())
         if self.lpips is not None:
             result.lpips = self.lpips(p[None].to(self.device), g[None].to(self.device)).item()
         if self.analyzer is None:
             return result
-        out, ref = (
-            self.analyzer.observe_tensor(pred, size=self.metric_size),
-            self._face(pair.driving, driving),
-        )
+        out = self.analyzer.observe_tensor(pred, size=self.metric_size)
+        ref = self._face(pair.driving, driving)  # the ground truth: the original driving frame
         result.face_note = _face_note(("prediction", out), ("ground truth", ref))
         if not result.face_note:
             result.akd = FM.akd(out.landmarks, ref.landmarks)
@@ -167,8 +164,7 @@ def _pairs_from_csv(cfg: EvalConfig) -> list[P.Pair]:
     scaled = pairs[0].alpha is not None
     if scaled and cfg.protocol != "different-scale":
         raise OstnetError(
-            f"{cfg.pairs_csv}: has alpha,beta columns (a different-scale list); "
-            f"use --protocol different-scale"
+            f"{cfg.pairs_csv}: has alpha,beta columns (a different-scale list); use --protocol different-scale"
         )
     P.validate_pairs(pairs, cfg.data, str(cfg.pairs_csv))
     if cfg.protocol == "different-scale" and not scaled:
@@ -186,9 +182,7 @@ def prepare_pairs(cfg: EvalConfig) -> list[P.Pair]:
         stored = json.loads(run_file.read_text(encoding="utf-8"))
         if stored != identity:
             diff = ", ".join(k for k in identity if stored.get(k) != identity[k])
-            raise OstnetError(
-                f"{out}: holds an evaluation with other settings ({diff}); use another --output"
-            )
+            raise OstnetError(f"{out}: holds an evaluation with other settings ({diff}); use another --output")
         return P.read_pairs_csv(pairs_file)
     if cfg.pairs_csv:
         pairs = _pairs_from_csv(cfg)
@@ -200,38 +194,6 @@ def prepare_pairs(cfg: EvalConfig) -> list[P.Pair]:
     with atomic_output(run_file) as tmp:
         tmp.write_text(json.dumps(identity, indent=2), encoding="utf-8")
     return pairs
-
-
-def checkpoint_labels(paths: Sequence[str]) -> list[str]:
-    """Folder/table names for checkpoints: the file stem, made unique with -2, -3, ..."""
-    labels: list[str] = []
-    for path in paths:
-        stem, n = Path(path).stem, 2
-        label = stem
-        while label in labels:
-            label, n = f"{stem}-{n}", n + 1
-        labels.append(label)
-    return labels
-
-
-def _check_checkpoint_folder(folder: Path, checkpoint: str) -> None:
-    """Bind ``folder`` to the checkpoint file's content; resuming with another file is an error."""
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise OstnetError(f"{path}: checkpoint not found")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    info_file = folder / "checkpoint.json"
-    if info_file.is_file():
-        stored = json.loads(info_file.read_text(encoding="utf-8"))
-        if stored.get("sha256") != digest:
-            raise OstnetError(
-                f"{folder}: results of a different checkpoint file than {path}; use another --output"
-            )
-        return
-    with atomic_output(info_file) as tmp:
-        tmp.write_text(
-            json.dumps({"path": str(path.resolve()), "sha256": digest}, indent=2), encoding="utf-8"
-        )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -260,9 +222,7 @@ class _Context:
     samples: set[int]
 
 
-def _generate(
-    animator, model_size: int, batch: list[P.Pair], ctx: _Context
-) -> tuple[list, Tensor | None, str]:
+def _generate(animator, model_size: int, batch: list[P.Pair], ctx: _Context) -> tuple[list, Tensor | None, str]:
     """Load frames and run the animator; returns (loaded items, prediction batch or None, failure reason)."""
     frames = ctx.loader.load([p.source for p in batch] + [p.driving for p in batch], model_size)
     items = [(pair, frames[i], frames[len(batch) + i]) for i, pair in enumerate(batch)]
@@ -285,9 +245,7 @@ def _generate(
     return items, prediction, ""
 
 
-def _run_batch(
-    animator, model_size: int, batch: list[P.Pair], ctx: _Context, sample_dir: Path
-) -> list[PairMetrics]:
+def _run_batch(animator, model_size: int, batch: list[P.Pair], ctx: _Context, sample_dir: Path) -> list[PairMetrics]:
     items, prediction, reason = _generate(animator, model_size, batch, ctx)
     results, k = [], 0
     for pair, source, driving in items:
@@ -310,23 +268,38 @@ def _run_batch(
 
 
 def evaluate_checkpoint(checkpoint: str, label: str, ctx: _Context) -> list[PairMetrics]:
-    """Evaluate one checkpoint on the run's pairs, resuming from its journal; returns all per-pair rows."""
-    from tqdm import tqdm
-
-    from ostnet import load_checkpoint
-    from ostnet.inference.animator import Animator
-
+    """Evaluate one checkpoint on the run's pairs, resuming from its journal; returns its per-pair rows."""
     cfg = ctx.cfg
     folder = Path(cfg.output) / label
-    _check_checkpoint_folder(folder, checkpoint)
+    bind_checkpoint_folder(folder, checkpoint)
     journal = PairJournal(folder / "per_pair.csv", metrics_for(cfg.protocol))
     done = journal.load()
     finished = {r.pair_id for r in done}
     limit = len(ctx.pairs) if cfg.max_pairs is None else min(cfg.max_pairs, len(ctx.pairs))
     pending = [p for p in ctx.pairs[:limit] if p.pair_id not in finished]
     pending.sort(key=lambda p: (_video_key(p.source), _video_key(p.driving), p.pair_id))
-    if not pending:
-        return done
+    if pending:
+        _evaluate_pending(checkpoint, label, pending, limit, journal, done, ctx)
+        journal.rewrite(sorted(done, key=lambda r: r.pair_id))  # complete: store in pair-id order
+    return [r for r in done if r.pair_id < limit]
+
+
+def _evaluate_pending(
+    checkpoint: str,
+    label: str,
+    pending: list[P.Pair],
+    limit: int,
+    journal: PairJournal,
+    done: list[PairMetrics],
+    ctx: _Context,
+) -> None:
+    """Generate and score ``pending`` in batches, journalling (and appending to ``done``) after each."""
+    from tqdm import tqdm
+
+    from ostnet import load_checkpoint
+    from ostnet.inference.animator import Animator
+
+    cfg = ctx.cfg
     model = load_checkpoint(checkpoint, map_location=cfg.device)
     animator = Animator(model, device=cfg.device, dtype=cfg.dtype)
     bar = tqdm(
@@ -340,13 +313,12 @@ def evaluate_checkpoint(checkpoint: str, label: str, ctx: _Context) -> list[Pair
     try:
         for start in range(0, len(pending), cfg.batch_size):
             batch = pending[start : start + cfg.batch_size]
-            rows = _run_batch(animator, model.image_size, batch, ctx, folder / "samples")
+            rows = _run_batch(animator, model.image_size, batch, ctx, journal.path.parent / "samples")
             journal.append(rows)
             done.extend(rows)
             bar.update(len(batch))
     finally:
         bar.close()
-    return done
 
 
 def _notes(cfg: EvalConfig, lpips_reason: str | None) -> dict[str, str]:
@@ -415,17 +387,13 @@ def write_sample_grid(ctx: _Context, labels: Sequence[str], tile: int = 128) -> 
         if pair.alpha is not None:
             from ostnet.augment import expression_preserved_augmentation
 
-            fed = expression_preserved_augmentation(driving, alpha=pair.alpha, beta=pair.beta).image.clamp(
-                0, 1
-            )
+            fed = expression_preserved_augmentation(driving, alpha=pair.alpha, beta=pair.beta).image.clamp(0, 1)
         outputs = [Path(ctx.cfg.output) / label / "samples" / f"{pair_id:06d}.png" for label in labels]
         row = [to_uint8(source), to_uint8(fed), *(load_image(p) if p.is_file() else None for p in outputs)]
         rows.append(row + ([to_uint8(driving)] if P.has_ground_truth(ctx.cfg.protocol) else []))
     if not rows:
         return None
-    headers = ["source", "driving", *labels] + (
-        ["ground truth"] if P.has_ground_truth(ctx.cfg.protocol) else []
-    )
+    headers = ["source", "driving", *labels] + (["ground truth"] if P.has_ground_truth(ctx.cfg.protocol) else [])
     path = Path(ctx.cfg.output) / "samples.png"
     save_image(path, compose_grid(rows, headers, tile))
     return path

@@ -88,9 +88,7 @@ def default_model_dir() -> Path | None:
 def _model_file(cfg: FaceConfig, name: str, what: str) -> str:
     folder = Path(cfg.model_dir) if cfg.model_dir is not None else default_model_dir()
     if folder is None:
-        raise OstnetError(
-            f"{name}: {what} model not found (install face_recognition_models or set model_dir)"
-        )
+        raise OstnetError(f"{name}: {what} model not found (install face_recognition_models or set model_dir)")
     path = folder / name
     if not path.is_file():
         raise OstnetError(f"{path}: {what} model not found")
@@ -110,9 +108,7 @@ class FaceAnalyzer:
         landmarks = _model_file(cfg, LANDMARKS_FILE, "dlib 68-point landmark")
         recognition = _model_file(cfg, RECOGNITION_FILE, "dlib face recognition")
         if cfg.detector == "cnn":
-            cnn = dlib.cnn_face_detection_model_v1(
-                _model_file(cfg, CNN_DETECTOR_FILE, "dlib CNN face detector")
-            )
+            cnn = dlib.cnn_face_detection_model_v1(_model_file(cfg, CNN_DETECTOR_FILE, "dlib CNN face detector"))
             self._detect = lambda img: [d.rect for d in cnn(img, cfg.upsample)]
         elif cfg.detector == "hog":
             hog = dlib.get_frontal_face_detector()
@@ -124,15 +120,8 @@ class FaceAnalyzer:
 
     def observe(self, image: np.ndarray, embed: bool = True) -> FaceObservation:
         """Analyse one (H, W, 3) uint8 RGB frame (use 256x256 frames for the metrics' units)."""
-        if (
-            not isinstance(image, np.ndarray)
-            or image.dtype != np.uint8
-            or image.ndim != 3
-            or image.shape[2] != 3
-        ):
-            raise OstnetError(
-                f"face analysis expects a (H, W, 3) uint8 RGB array, got {getattr(image, 'shape', '?')}"
-            )
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise OstnetError(f"face analysis expects a (H, W, 3) uint8 RGB array, got {getattr(image, 'shape', '?')}")
         image = np.ascontiguousarray(image)
         boxes = self._detect(image)
         if not boxes:
@@ -140,9 +129,7 @@ class FaceAnalyzer:
         box = max(boxes, key=lambda r: r.width() * r.height())
         shape = self._shape(image, box)
         points = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)  # (68, 2) (x, y)
-        embedding = (
-            np.array(self._encoder.compute_face_descriptor(image, shape), dtype=np.float64) if embed else None
-        )
+        embedding = np.array(self._encoder.compute_face_descriptor(image, shape), dtype=np.float64) if embed else None
         return FaceObservation(points, embedding, (box.left(), box.top(), box.right(), box.bottom()))
 
     def observe_tensor(self, image: Tensor, embed: bool = True, size: int = METRIC_SIZE) -> FaceObservation:

@@ -108,9 +108,7 @@ class LPIPS(nn.Module):
 
     def linear_state_dict(self) -> dict[str, Tensor]:
         """The linear weights under the lpips file's key names (``lin{k}.model.1.weight``)."""
-        return {
-            f"lin{k}.model.1.weight": lin.model[1].weight.detach().clone() for k, lin in enumerate(self.lins)
-        }
+        return {f"lin{k}.model.1.weight": lin.model[1].weight.detach().clone() for k, lin in enumerate(self.lins)}
 
     def load_weights(self, alexnet_path: str | os.PathLike, linear_path: str | os.PathLike) -> LPIPS:
         """Load torchvision AlexNet ``features.*`` and lpips ``lin{k}.model.1.weight`` tensors from files."""
@@ -159,9 +157,7 @@ def _load_exact(module: nn.Module, state: dict[str, Tensor], path: str | os.Path
         raise LpipsUnavailable(f"{path}: not {what} (missing {', '.join(missing[:3])})")
     for key, value in expected.items():
         if tuple(state[key].shape) != tuple(value.shape):
-            raise LpipsUnavailable(
-                f"{path}: {key} has shape {tuple(state[key].shape)}, expected {tuple(value.shape)}"
-            )
+            raise LpipsUnavailable(f"{path}: {key} has shape {tuple(state[key].shape)}, expected {tuple(value.shape)}")
     module.load_state_dict({k: state[k].float() for k in expected})
 
 
@@ -188,9 +184,7 @@ def locate_lpips_weights(
     found_alex = next((p for p in alex_candidates if p.is_file()), None)
     found_lin = next((p for p in lin_candidates if p.is_file()), None)
     if found_alex is None:
-        raise LpipsUnavailable(
-            f"AlexNet weights not found (looked for {', '.join(map(str, alex_candidates))})"
-        )
+        raise LpipsUnavailable(f"AlexNet weights not found (looked for {', '.join(map(str, alex_candidates))})")
     if found_lin is None:
         raise LpipsUnavailable(
             f"LPIPS v0.1 linear weights not found (looked for {', '.join(map(str, lin_candidates))})"

@@ -68,9 +68,7 @@ def check_pair(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
             raise MetricInputError(f"{name}: expected a float image in [0, 1], got dtype {image.dtype}")
         low, high = image.aminmax() if image.numel() else (torch.tensor(0.0), torch.tensor(1.0))
         if low < -_RANGE_TOLERANCE or high > 1 + _RANGE_TOLERANCE:
-            raise MetricInputError(
-                f"{name}: values span [{low.item():.3g}, {high.item():.3g}], expected [0, 1]"
-            )
+            raise MetricInputError(f"{name}: values span [{low.item():.3g}, {high.item():.3g}], expected [0, 1]")
     return pred.double(), target.double()
 
 

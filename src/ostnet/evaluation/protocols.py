@@ -109,9 +109,7 @@ def has_ground_truth(protocol: str) -> bool:
 
 
 def _frame_files(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    )
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
 def format_frame_ref(entry: VideoEntry, index: int, frame_files: Sequence[Path] | None = None) -> str:
@@ -274,9 +272,7 @@ def build_pairs(
     if protocol == "cross-identity":
         return sample_cross_identity(videos, opts.num_pairs, opts.num_videos, opts.seed)
     same = sample_same_scale(videos, opts.num_pairs, opts.num_videos, opts.seed)
-    return (
-        same if protocol == "same-scale" else make_different_scale(same, opts.delta, opts.variants, opts.seed)
-    )
+    return same if protocol == "same-scale" else make_different_scale(same, opts.delta, opts.variants, opts.seed)
 
 
 # ---------------------------------------------------------------------------------------------------

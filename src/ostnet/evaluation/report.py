@@ -6,11 +6,15 @@
 * ``summarize`` / ``write_results``: one row per checkpoint, one column per metric (mean over the pairs that
   have it) plus pair counts, written as ``results.md``, ``results.csv`` and ``results.json``; with several
   checkpoints this is the comparison table (as paper Tables 1-3).
+* ``checkpoint_labels`` / ``bind_checkpoint_folder``: one output folder per checkpoint, tied to the file's
+  SHA-256 so that a resumed run never mixes the results of two different checkpoint files.
+* ``compose_grid``: the sample grid image.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -116,9 +120,7 @@ class PairJournal:
         with open(self.path, newline="", encoding="utf-8") as handle:
             rows = list(csv.reader(handle))
         if not rows or rows[0] != self.columns:
-            raise OstnetError(
-                f"{self.path}: per-pair results of another protocol or version; use a new --output"
-            )
+            raise OstnetError(f"{self.path}: per-pair results of another protocol or version; use a new --output")
         results, torn = [], False
         for row in rows[1:]:
             parsed = self._parse(row)
@@ -126,7 +128,7 @@ class PairJournal:
             if parsed is not None:
                 results.append(parsed)
         if torn:
-            self._rewrite(results)
+            self.rewrite(results)
         return results
 
     def _parse(self, row: list[str]) -> PairMetrics | None:
@@ -134,14 +136,14 @@ class PairJournal:
             return None
         try:
             values = {
-                name: float(cell) if cell else None
-                for name, cell in zip(self.metric_names, row[3:-1], strict=True)
+                name: float(cell) if cell else None for name, cell in zip(self.metric_names, row[3:-1], strict=True)
             }
             return PairMetrics(int(row[0]), row[1], row[2], face_note=row[-1], **values)
         except ValueError:
             return None
 
-    def _rewrite(self, results: Iterable[PairMetrics]) -> None:
+    def rewrite(self, results: Iterable[PairMetrics]) -> None:
+        """Replace the file's rows with ``results`` (atomically)."""
         with atomic_output(self.path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(self.columns)
@@ -153,11 +155,39 @@ class PairJournal:
     def append(self, results: Sequence[PairMetrics]) -> None:
         """Append rows and flush them to disk (fsync), creating the file with its header when needed."""
         if not self.path.exists():
-            self._rewrite([])
+            self.rewrite([])
         with open(self.path, "a", newline="", encoding="utf-8") as handle:
             csv.writer(handle, lineterminator="\n").writerows(self._row(r) for r in results)
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def checkpoint_labels(paths: Sequence[str]) -> list[str]:
+    """Folder/table names for checkpoints: the file stem, made unique with -2, -3, ..."""
+    labels: list[str] = []
+    for path in paths:
+        stem, n = Path(path).stem, 2
+        label = stem
+        while label in labels:
+            label, n = f"{stem}-{n}", n + 1
+        labels.append(label)
+    return labels
+
+
+def bind_checkpoint_folder(folder: Path, checkpoint: str) -> None:
+    """Bind ``folder`` to the checkpoint file's content; resuming with another file is an error."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise OstnetError(f"{path}: checkpoint not found")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    info_file = folder / "checkpoint.json"
+    if info_file.is_file():
+        stored = json.loads(info_file.read_text(encoding="utf-8"))
+        if stored.get("sha256") != digest:
+            raise OstnetError(f"{folder}: results of a different checkpoint file than {path}; use another --output")
+        return
+    with atomic_output(info_file) as tmp:
+        tmp.write_text(json.dumps({"path": str(path.resolve()), "sha256": digest}, indent=2), encoding="utf-8")
 
 
 @dataclass
@@ -187,17 +217,13 @@ def summarize(
     ok = [r for r in results if r.status == "ok"]
     means, counts = {}, {}
     for name in metric_names:
-        values = [
-            getattr(r, name) for r in ok if getattr(r, name) is not None and not math.isnan(getattr(r, name))
-        ]
+        values = [getattr(r, name) for r in ok if getattr(r, name) is not None and not math.isnan(getattr(r, name))]
         counts[name] = len(values)
         means[name] = sum(values) / len(values) if values else None
     face = [n for n in metric_names if n in FACE_METRICS]
     missing = sum(1 for r in ok if face and any(getattr(r, n) is None for n in face))
     failed = len(results) - len(ok)
-    return CheckpointSummary(
-        label, checkpoint, pairs_total, len(ok), failed, missing, means, counts, dict(notes or {})
-    )
+    return CheckpointSummary(label, checkpoint, pairs_total, len(ok), failed, missing, means, counts, dict(notes or {}))
 
 
 def _format(summary: CheckpointSummary, name: str) -> str:
@@ -264,9 +290,7 @@ def metric_field_names() -> tuple[str, ...]:
     return tuple(f.name for f in fields(PairMetrics) if f.name in METRICS)
 
 
-def compose_grid(
-    rows: Sequence[Sequence[np.ndarray | None]], headers: Sequence[str], tile: int = 128
-) -> np.ndarray:
+def compose_grid(rows: Sequence[Sequence[np.ndarray | None]], headers: Sequence[str], tile: int = 128) -> np.ndarray:
     """Lay out uint8 (H, W, 3) images as a table with a header row of labels; None leaves a grey tile.
 
     Every image is resized to ``tile x tile``. Returns the grid as a uint8 (H, W, 3) array.

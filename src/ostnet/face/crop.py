@@ -57,7 +57,8 @@ class FaceTube(NamedTuple):
     end: int
     boxes: list[FaceBox]
 
-    def __len__(self) -> int:  # type: ignore[override]
+    @property
+    def num_frames(self) -> int:
         return self.end - self.start
 
 
@@ -89,7 +90,7 @@ def square_box(
 
 
 def _clamp_centre(centre: float, side: float, length: int) -> float:
-    if side >= length:
+    if side > length:
         return centre
     return min(max(centre, side / 2), length - side / 2)
 

@@ -54,9 +54,7 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
             grey = grey * 255.0
         grey = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
         return np.repeat(grey[:, :, None], 3, axis=2)
-    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        img.mode == "P" and "transparency" in img.info
-    )
+    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
     if has_alpha:
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

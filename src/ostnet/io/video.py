@@ -151,12 +151,19 @@ def iter_frames_from(
         for packet in container.demux(stream):
             packets += packet.size > 0
             for frame in packet.decode():  # the final empty packet flushes the decoder
-                yield frame.to_ndarray(format="rgb24")
+                yield _upright(frame)
                 index += 1
     except av.FFmpegError as exc:
         raise OstnetError(f"{path}: decode error at frame {index} ({_reason(exc)})") from None
     if stream.frames and packets < stream.frames:
         raise OstnetError(f"{path}: truncated: data ends at frame {index} of {stream.frames}")
+
+
+def _upright(frame: av.VideoFrame) -> np.ndarray:
+    """RGB array turned as the file's display matrix asks (phone videos are stored sideways)."""
+    rgb = frame.to_ndarray(format="rgb24")
+    quarter_turns = round((frame.rotation or 0) / 90) % 4  # counter-clockwise
+    return np.ascontiguousarray(np.rot90(rgb, quarter_turns)) if quarter_turns else rgb
 
 
 def _iter_folder(folder: Path) -> Iterator[np.ndarray]:

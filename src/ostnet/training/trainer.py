@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -202,6 +203,7 @@ class Trainer:
         )
         self.scaler = torch.amp.GradScaler(self.dist.device.type, enabled=cfg.precision == "fp16")
         self.progress = Progress()
+        self._deadline: float | None = None  # set by fit() from cfg.max_seconds
         seed_everything(cfg.seed + self.dist.rank)  # per-rank streams for anything not tied to the data
         if resume_from is not None:
             self._load_state(resume_from)
@@ -277,13 +279,15 @@ class Trainer:
     # ----------------------------------------------------------------------------------------------- loop
 
     def fit(self) -> Path:
-        """Train until ``max_steps``; returns the final weights' path (``run_dir/final.safetensors``)."""
+        """Train until ``max_steps`` (or ``cfg.max_seconds`` of wall time); returns the final weights' path
+        (``run_dir/final.safetensors``)."""
+        self._deadline = None if self.cfg.max_seconds is None else time.monotonic() + self.cfg.max_seconds
         logger = TrainLogger(
             self.folder.root, self.dist, self.max_steps, self.progress.step, self.show_progress
         )
         saved_at = self.progress.step
         try:
-            while self.progress.step < self.max_steps:
+            while self.progress.step < self.max_steps and not self.out_of_time():
                 saved_at = self._train_epoch(logger, saved_at)
             if saved_at != self.progress.step:
                 self.save_checkpoint()
@@ -325,11 +329,23 @@ class Trainer:
             if p.step % cfg.checkpoint_every == 0:
                 self.save_checkpoint()
                 saved_at = p.step
-            if p.step >= self.max_steps:
+            if p.step >= self.max_steps or self.out_of_time():
                 return saved_at
         self.scheduler.step()  # MultiStepLR counts epochs
         self.progress = Progress(p.step, p.epoch + 1, 0)
         return saved_at
+
+    def out_of_time(self) -> bool:
+        """True once ``cfg.max_seconds`` have passed since ``fit`` began; rank 0's clock decides for all ranks
+        (a collective under DDP: every rank calls it at the same points)."""
+        if self._deadline is None:
+            return False
+        late = time.monotonic() >= self._deadline
+        if not self.dist.is_distributed:
+            return late
+        flag = torch.tensor([float(late)], device=self.dist.device)
+        torch.distributed.broadcast(flag, src=0)
+        return bool(flag.item())
 
     def save_checkpoint(self) -> None:
         """Weights + training state + pointer (main rank writes; every rank takes part in the RNG gather)."""
