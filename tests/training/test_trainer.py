@@ -96,6 +96,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, synthetic_root, caps
         (["--preset", "tiny", "--data", str(synthetic_root), "--set", "loss.nope=1"], "unknown config key"),
         (["--data", str(synthetic_root)], "--preset is required"),
         (["--resume"], "config.json"),
+        (["--preset", "tiny", "--data", str(synthetic_root), "--set", "precision=fp8"], "precision"),
     ]
     empty = tmp_path / "empty"
     (empty / "train").mkdir(parents=True)

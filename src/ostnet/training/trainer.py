@@ -112,6 +112,19 @@ def train_step(
     return StepResult(_detach(terms), _detach(out))
 
 
+def check_train_config(cfg: C.TrainConfig) -> None:
+    """OstnetError for values the dataclasses cannot rule out (precision names, non-positive intervals)."""
+    if cfg.precision not in _AUTOCAST:
+        raise OstnetError(f"precision: expected one of {', '.join(_AUTOCAST)}, got {cfg.precision!r}")
+    for name in ("log_every", "image_every", "checkpoint_every"):
+        if getattr(cfg, name) < 1:
+            raise OstnetError(f"{name}: must be >= 1, got {getattr(cfg, name)}")
+    if cfg.data.batch_size < 1 or cfg.data.num_repeats < 1:
+        raise OstnetError("data.batch_size and data.num_repeats must be >= 1")
+    if cfg.max_steps is not None and cfg.max_steps < 1:
+        raise OstnetError(f"max_steps: must be >= 1, got {cfg.max_steps}")
+
+
 def step_seed(seed: int, step: int) -> int:
     """Seed of the equivariance transforms of global step ``step``."""
     return seed * 1_000_003 + step
@@ -179,6 +192,7 @@ class Trainer:
         show_progress: bool = True,
         dataset: PairDataset | None = None,
     ) -> None:
+        check_train_config(cfg)
         self.cfg, self.show_progress = cfg, show_progress
         self.dist: DistInfo = setup_distributed(device)
         configure_backends(cfg.deterministic)
@@ -195,12 +209,8 @@ class Trainer:
         self.raw_model, self.model = self._build_model(resume_from)
         self.objective = Objective(cfg.loss).to(self.dist.device)
         o = cfg.optim
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay
-        )
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            self.optimizer, list(o.milestones), gamma=o.gamma
-        )
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(o.milestones), gamma=o.gamma)
         self.scaler = torch.amp.GradScaler(self.dist.device.type, enabled=cfg.precision == "fp16")
         self.progress = Progress()
         self._deadline: float | None = None  # set by fit() from cfg.max_seconds
@@ -282,9 +292,7 @@ class Trainer:
         """Train until ``max_steps`` (or ``cfg.max_seconds`` of wall time); returns the final weights' path
         (``run_dir/final.safetensors``)."""
         self._deadline = None if self.cfg.max_seconds is None else time.monotonic() + self.cfg.max_seconds
-        logger = TrainLogger(
-            self.folder.root, self.dist, self.max_steps, self.progress.step, self.show_progress
-        )
+        logger = TrainLogger(self.folder.root, self.dist, self.max_steps, self.progress.step, self.show_progress)
         saved_at = self.progress.step
         try:
             while self.progress.step < self.max_steps and not self.out_of_time():
@@ -292,9 +300,7 @@ class Trainer:
             if saved_at != self.progress.step:
                 self.save_checkpoint()
             if self.dist.is_main:
-                save_checkpoint(
-                    self.raw_model, self.folder.final_weights, metadata={"step": str(self.progress.step)}
-                )
+                save_checkpoint(self.raw_model, self.folder.final_weights, metadata={"step": str(self.progress.step)})
         finally:
             logger.close()
         return self.folder.final_weights

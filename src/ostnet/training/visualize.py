@@ -93,9 +93,7 @@ class TrainLogger:
     ``after_step`` must be called on every rank (the logged losses are averaged over ranks).
     """
 
-    def __init__(
-        self, root: Path, info: DistInfo, total: int, initial: int, show_progress: bool = True
-    ) -> None:
+    def __init__(self, root: Path, info: DistInfo, total: int, initial: int, show_progress: bool = True) -> None:
         self.root, self.info = Path(root), info
         self.bar = None
         self.writer = None
@@ -103,15 +101,11 @@ class TrainLogger:
             from torch.utils.tensorboard import SummaryWriter
             from tqdm import tqdm
 
-            self.bar = tqdm(
-                total=total, initial=initial, unit="step", disable=not show_progress, dynamic_ncols=True
-            )
+            self.bar = tqdm(total=total, initial=initial, unit="step", disable=not show_progress, dynamic_ncols=True)
             self.writer = SummaryWriter(str(self.root / "tensorboard"))
         self._last_time, self._last_step = time.perf_counter(), initial
 
-    def after_step(
-        self, step: int, batch: TrainingPair, result: StepResult, lr: float, cfg: TrainConfig
-    ) -> None:
+    def after_step(self, step: int, batch: TrainingPair, result: StepResult, lr: float, cfg: TrainConfig) -> None:
         if self.bar is not None:
             self.bar.update(1)
         if step % cfg.log_every == 0:
@@ -133,9 +127,7 @@ class TrainLogger:
             self.writer.add_scalar(f"loss/{name}", value, step)
         self.writer.add_scalar("train/lr", lr, step)
         self.writer.add_scalar("train/samples_per_s", rate, step)
-        self.bar.set_postfix(
-            loss=f"{values['total']:.4g}", rec=f"{values['rec_driving']:.4g}", sps=f"{rate:.1f}"
-        )
+        self.bar.set_postfix(loss=f"{values['total']:.4g}", rec=f"{values['rec_driving']:.4g}", sps=f"{rate:.1f}")
 
     def close(self) -> None:
         if self.bar is not None:
