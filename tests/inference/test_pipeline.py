@@ -10,16 +10,25 @@ import pytest
 import torch
 from PIL import Image
 
+from ostnet.errors import OstnetError
 from ostnet.face.crop import BoxSmoother, CropBox, crop_and_resize
+from ostnet.face.detector import FaceBox
 from ostnet.inference.animator import Animator, FrameBatch
-from ostnet.inference.paste import CropOptions, PasteBack, centre_box, prepare_source, side_by_side
+from ostnet.inference.paste import (
+    CropOptions,
+    DrivingFaces,
+    PasteBack,
+    centre_box,
+    prepare_source,
+    side_by_side,
+    smooth_stream,
+    smoothing_radius,
+)
 from ostnet.inference.pipeline import (
     AnimateOptions,
     FrameFolder,
     animate_video,
     batched,
-    smooth_stream,
-    smoothing_radius,
 )
 from ostnet.io.image import load_image, to_tensor
 from ostnet.io.video import VideoWriter, probe_video, read_frames
@@ -160,6 +169,58 @@ def test_prepare_source_reads_every_image_kind(shared_dir, tmp_path):
         source = prepare_source(tmp_path / name, CropOptions(), 64)
         assert source.crop.shape == (64, 64, 3) and source.image.shape == portrait.shape
         assert abs(source.box.cx - reference.box.cx) < 8 and abs(source.box.size - reference.box.size) < 16, name
+
+
+def test_face_index_picks_another_face(shared_dir, tmp_path):
+    big = Image.open(shared_dir / "data/portraits/s42.jpg").convert("RGB").resize((400, 400))
+    small = Image.open(shared_dir / "data/portraits/s12.jpg").convert("RGB").resize((200, 267))
+    group = Image.new("RGB", (700, 420), (200, 200, 200))
+    group.paste(big, (10, 10))
+    group.paste(small, (480, 60))
+    group.save(tmp_path / "group.png")
+    first = prepare_source(tmp_path / "group.png", CropOptions(), 64)
+    second = prepare_source(tmp_path / "group.png", CropOptions(face_index=1), 64)
+    assert first.box.cx < 410 < second.box.cx and first.box.size > second.box.size
+    with pytest.raises(OstnetError, match=r"group.png: --face-index 2, but only 2 face\(s\) found"):
+        prepare_source(tmp_path / "group.png", CropOptions(face_index=2), 64)
+
+
+class ScriptedDetector:
+    """Returns pre-set detections, one list per call."""
+
+    def __init__(self, script: list[list[FaceBox]]) -> None:
+        self.script = iter(script)
+
+    def detect(self, frame: np.ndarray) -> list[FaceBox]:
+        return sorted(next(self.script), key=lambda box: box.area, reverse=True)
+
+
+def test_driving_faces_follows_one_face_and_keeps_the_last_crop():
+    a = FaceBox(100, 100, 200, 200, 0.9)  # the face we follow
+    b = FaceBox(300, 100, 420, 220, 0.9)  # a second, larger person
+    tiny = FaceBox(10, 10, 20, 20, 0.9)  # below min_face
+    script = [
+        [tiny],  # prime: only a too-small face
+        [a],  # prime: found
+        [a],
+        [b, a._replace(x1=190, y1=190)],  # a shrinks: still followed, although b is now the largest
+        [],  # no face: keep the last crop
+        [b, tiny],  # only another person: follow them (a scene cut)
+    ]
+    frame = np.zeros((480, 640, 3), np.uint8)
+    faces = DrivingFaces(Path("clip.mp4"), CropOptions(driving_face_index=0), detector=ScriptedDetector(script))
+    faces.prime([frame, frame])
+    boxes = [faces.box_for(frame) for _ in range(4)]
+    assert boxes[0].cx == pytest.approx(150) and boxes[1].cx == pytest.approx(145)
+    assert boxes[2] == boxes[1] and faces.missing == 1
+    assert boxes[3].cx == pytest.approx(360)
+
+
+def test_driving_faces_reports_faces_that_are_too_small():
+    small = FaceBox(0, 0, 20, 20, 0.9)
+    faces = DrivingFaces(Path("clip.mp4"), CropOptions(), detector=ScriptedDetector([[small]] * 3))
+    with pytest.raises(OstnetError, match=r"clip.mp4: the face is too small in every frame \(at most 20 px"):
+        faces.prime([np.zeros((64, 64, 3), np.uint8)] * 3)
 
 
 def test_centre_box_for_no_crop():

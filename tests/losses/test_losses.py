@@ -38,11 +38,12 @@ def test_perceptual_is_weighted_sum_over_layers_and_scales(random_vgg):
     weights = (10.0, 0.0, 2.0, 0.5, 3.0)
     total = PerceptualLoss(random_vgg, (1.0, 0.5), weights)(pred, target)
     expected = 0.0
-    for scale in (1.0, 0.5):
-        for i, w in enumerate(weights):
-            one_hot = tuple(1.0 if j == i else 0.0 for j in range(5))
-            expected += w * PerceptualLoss(random_vgg, (scale,), one_hot)(pred, target)
+    for p_level, t_level in zip(ImagePyramid((1.0, 0.5))(pred), ImagePyramid((1.0, 0.5))(target), strict=True):
+        for w, p, t in zip(weights, random_vgg(p_level), random_vgg(t_level), strict=True):
+            expected += w * (p - t).abs().mean()
     assert torch.allclose(total, expected, rtol=1e-5)
+    half = PerceptualLoss(random_vgg, (1.0, 0.5), tuple(w / 2 for w in weights))(pred, target)
+    assert torch.allclose(half, total / 2, rtol=1e-5)
 
 
 def test_pyramid_uses_antialiased_downsampling():

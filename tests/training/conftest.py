@@ -63,3 +63,13 @@ def _restore_global_torch_flags():
         yield
     torch.use_deterministic_algorithms(flags[0], warn_only=flags[1])
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = flags[2], flags[3]
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """One intra-op thread: these small convolutions gain little from two, and on a busy machine OpenMP
+    threads waiting for each other cost several times the work itself."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -60,18 +60,43 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run_dir / "final.safetensors"))
 
 
+def zero_gradient_biases(keys: set[str]) -> set[str]:
+    """Conv biases followed by batch norm: their true gradient is 0, so Adam turns float noise in it into
+    steps of about +-lr, different in every run. They are left out of the comparison."""
+    out = set()
+    for key in keys:
+        for conv, norm in (("conv", "norm"), ("conv1", "norm2")):
+            if key.endswith(f".{conv}.bias") and key[: -len(f"{conv}.bias")] + f"{norm}.weight" in keys:
+                out.add(key)
+    return out
+
+
+def relative_distance(a, b, reference, keys) -> float:
+    """||a - b|| / ||a - reference|| over the tensors ``keys`` (float64)."""
+    diff = sum(((a[k].double() - b[k].double()) ** 2).sum() for k in keys)
+    moved = sum(((a[k].double() - reference[k].double()) ** 2).sum() for k in keys)
+    return float((diff / moved).sqrt())
+
+
 def test_two_processes_match_one_process_with_the_same_global_batch(synthetic_root, tmp_path):
     steps = ["--max-steps", "3", "--set", "checkpoint_every=1000"]
     run(train_command(synthetic_root, tmp_path / "one", "--set", "data.batch_size=4", *steps))
     run(train_command(synthetic_root, tmp_path / "two", "--set", "data.batch_size=2", *steps, nproc=2))
     one, two = weights(tmp_path / "one"), weights(tmp_path / "two")
     torch.manual_seed(0)
-    init = build_model(model_preset("tiny")).state_dict()
-    assert one.keys() == two.keys()
-    moved = max((one[k].float() - init[k].float()).abs().max().item() for k in one)
-    worst = max((one[k].float() - two[k].float()).abs().max().item() for k in one)
-    assert moved > 1e-4  # the runs did train
-    assert worst < 1e-2 * moved, (worst, moved)
+    model = build_model(model_preset("tiny"))
+    init = model.state_dict()
+    assert one.keys() == two.keys() == init.keys()
+    counters = [k for k in one if not one[k].is_floating_point()]  # BN num_batches_tracked
+    assert all(torch.equal(one[k], two[k]) for k in counters)
+    params = set(dict(model.named_parameters())) - zero_gradient_biases(set(one))
+    buffers = set(one) - set(dict(model.named_parameters())) - set(counters)
+    # The tiny model's float32 gradients are only good to ~3e-3 relative (dense motion network, compared with
+    # float64), and Adam turns such differences into visible weight differences within a few steps. Observed:
+    # 0.5-3 % (parameters) and ~0.02 % (BN running statistics). With per-rank (unsynchronised) batch norm the
+    # same comparison gives ~120 % and ~2 %.
+    distances = relative_distance(one, two, init, params), relative_distance(one, two, init, buffers)
+    assert distances[0] < 0.1 and distances[1] < 0.005, distances
 
 
 def latest_step(run_dir: Path) -> int:
@@ -81,29 +106,37 @@ def latest_step(run_dir: Path) -> int:
         return 0
 
 
-def test_sigkill_at_a_random_step_then_resume_matches_uninterrupted_run(synthetic_root, tmp_path):
-    steps = ["--max-steps", "5", "--set", "checkpoint_every=1", "--set", "data.batch_size=2"]
-    run(train_command(synthetic_root, tmp_path / "full", *steps))
-
-    kill_after = random.randint(1, 3)
-    crashed = tmp_path / "crashed"
-    proc = subprocess.Popen(train_command(synthetic_root, crashed, *steps), env=env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+def start_and_kill(cmd: list[str], run_dir: Path, kill_after: int) -> None:
+    """Start ``cmd``, wait until checkpoint ``kill_after`` exists, then SIGKILL it a random moment later."""
+    proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        while latest_step(crashed) < kill_after and proc.poll() is None:
-            time.sleep(0.02)
-        time.sleep(random.uniform(0.0, 1.0))  # land anywhere in the next step or checkpoint write
+        while latest_step(run_dir) < kill_after and proc.poll() is None:
+            time.sleep(0.01)
+        time.sleep(random.uniform(0.0, 0.2))  # land anywhere in the next step or checkpoint write
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()
-    assert proc.returncode == -signal.SIGKILL, f"run ended before the kill (kill_after={kill_after})"
-    assert not (crashed / "final.safetensors").exists()
-    killed_at = latest_step(crashed)
+    assert proc.returncode == -signal.SIGKILL, "the run ended on its own before the kill"
+
+
+def test_sigkill_at_a_random_step_then_resume_matches_uninterrupted_run(synthetic_root, tmp_path):
+    total = 8
+    steps = ["--max-steps", str(total), "--set", "checkpoint_every=1", "--set", "data.batch_size=2"]
+    run(train_command(synthetic_root, tmp_path / "full", *steps))
+
+    for attempt in range(3):  # a kill that lands after the last step proves nothing: try another point
+        crashed = tmp_path / f"crashed{attempt}"
+        kill_after = random.randint(1, total - 3)
+        start_and_kill(train_command(synthetic_root, crashed, *steps), crashed, kill_after)
+        killed_at = latest_step(crashed)
+        if killed_at < total:
+            break
+    assert killed_at < total and not (crashed / "final.safetensors").exists()
 
     run([sys.executable, "-m", "ostnet.cli", "train", "--output", str(crashed), "--resume", "--quiet",
-         "--device", "cpu", "--max-steps", "5"])  # fmt: skip
+         "--device", "cpu", "--max-steps", str(total)])  # fmt: skip
     a, b = weights(tmp_path / "full"), weights(crashed)
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert not different, f"killed after checkpoint {killed_at}: {different[:5]}"
-    assert latest_step(crashed) == 5
+    assert latest_step(crashed) == total
     assert not list((crashed / "checkpoints").glob(".*.tmp"))

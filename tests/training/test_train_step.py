@@ -39,7 +39,7 @@ def fixed_batch(size: int = 64, batch: int = 2) -> TrainingPair:
 
 def make_parts(vgg, precision="fp32", **loss):
     cfg = C.train_preset("tiny")
-    cfg.loss.perceptual_scales = (0.5, 0.25)
+    cfg.loss.perceptual_scales = (0.25,)  # 16 px: cheap, still a gradient for the generator
     for key, value in loss.items():
         setattr(cfg.loss, key, value)
     model = build_model(cfg.model).train()
@@ -52,9 +52,9 @@ def make_parts(vgg, precision="fp32", **loss):
 def test_tiny_step_reduces_loss_on_fixed_batch(vgg):
     model, objective, optimizer, scaler = make_parts(vgg)
     batch = fixed_batch()
-    losses = [train_step(model, objective, optimizer, scaler, batch, tps_seed=7).terms.total.item() for _ in range(4)]
+    losses = [train_step(model, objective, optimizer, scaler, batch, tps_seed=7).terms.total.item() for _ in range(6)]
     assert all(math.isfinite(v) for v in losses)
-    assert losses[-1] < 0.9 * losses[0], losses
+    assert losses[-1] < 0.85 * losses[0], losses
 
 
 def test_step_updates_every_parameter_and_reports_all_terms(vgg):
@@ -113,3 +113,16 @@ def test_tiny_model_autocast_step(vgg, precision):
     result = train_step(model, objective, optimizer, scaler, fixed_batch(), precision=precision, tps_seed=2)
     assert math.isfinite(result.terms.total.item())
     assert result.output.prediction.shape == (2, 3, 64, 64)
+
+
+def test_models_without_scale_transform_have_no_rectified_term(vgg):
+    cfg = C.train_preset("tiny")
+    cfg.model.scale_transform.enabled = False
+    cfg.model.generator.scale_embedding = False
+    cfg.loss.perceptual_scales = (0.25,)
+    model = build_model(cfg.model).train()
+    batch = fixed_batch()
+    terms = Objective(cfg.loss, vgg=vgg)(model, batch, model(batch.source, batch.driving), tps_seed=0)
+    assert terms.rec_rectified is None and "rec_rectified" not in terms.as_dict()
+    expected = 10 * (terms.rec_driving + terms.eq_value + terms.eq_jacobian + terms.dist)
+    assert torch.allclose(terms.total, expected, rtol=1e-5)

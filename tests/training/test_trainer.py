@@ -21,8 +21,9 @@ from ostnet.training.state import capture_rng, load_training_state, restore_rng
 from ostnet.training.trainer import Trainer, _batches
 from ostnet.training.visualize import make_grid
 
-# 4 training pairs, batch 2: two batches per epoch, so 4 steps cross an epoch and the LR milestone
-STEPS = ("max_steps=4", "optim.milestones=[1]", "data.num_repeats=1")
+# 4 training pairs, batch 2: two batches per epoch, so 3 steps cross an epoch end and the LR milestone; the
+# interrupted run stops exactly at the end of epoch 0 (before the scheduler step), the trickiest resume point.
+STEPS = ("max_steps=3", "optim.milestones=[1]", "data.num_repeats=1")
 
 
 def fit(cfg: C.TrainConfig, run_dir, resume: bool = False) -> Trainer:
@@ -33,11 +34,11 @@ def fit(cfg: C.TrainConfig, run_dir, resume: bool = False) -> Trainer:
 
 @pytest.fixture(scope="module")
 def runs(make_config, tmp_path_factory):
-    """An uninterrupted 4-step run and one stopped after 3 steps and resumed to 4."""
+    """An uninterrupted 3-step run and one stopped after 2 steps and resumed to 3."""
     root = tmp_path_factory.mktemp("runs")
     warnings.filterwarnings("ignore", message=".*RANDOM VGG-19.*")
     full = fit(make_config(*STEPS), root / "full")
-    fit(make_config(*STEPS, "max_steps=3"), root / "resumed")
+    fit(make_config(*STEPS, "max_steps=2"), root / "resumed")
     resumed = fit(make_config(*STEPS), root / "resumed", resume=True)
     return full, resumed
 
@@ -49,7 +50,7 @@ def test_resume_continues_exactly_where_the_run_stopped(runs):
     assert a.keys() == b.keys()
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert not different, different
-    assert tuple(resumed.progress) == (4, 1, 2)
+    assert tuple(resumed.progress) == (3, 1, 1)
     assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(2e-5)  # 2e-4 * 0.1 after epoch 1
 
 
@@ -57,20 +58,20 @@ def test_run_folder_holds_config_checkpoints_and_logs(runs, make_config):
     folder = runs[1].folder
     assert folder.read_config() == make_config(*STEPS)
     latest = folder.latest()
-    assert latest.step == 4 and latest.weights.name == "step_00000004.safetensors"
+    assert latest.step == 3 and latest.weights.name == "step_00000003.safetensors"
     names = sorted(p.name for p in folder.checkpoint_dir.iterdir())
     assert names == [
         "latest.json",
+        "step_00000002.safetensors",
+        "step_00000002.state.pt",
         "step_00000003.safetensors",
         "step_00000003.state.pt",
-        "step_00000004.safetensors",
-        "step_00000004.state.pt",
     ]  # older checkpoints pruned, no temporaries left
     state = load_training_state(latest.state)
-    assert tuple(state["progress"]) == (4, 1, 2) and len(state["rng"]) == 1
+    assert tuple(state["progress"]) == (3, 1, 1) and len(state["rng"]) == 1
     model = load_checkpoint(folder.final_weights)
     assert model.cfg == make_config(*STEPS).model
-    grid = np.asarray(Image.open(folder.root / "samples" / "step_00000004.png"))
+    grid = np.asarray(Image.open(folder.root / "samples" / "step_00000002.png"))
     assert grid.shape == (2 * 64, 5 * 64, 3)
     assert any((folder.root / "tensorboard").iterdir())
 

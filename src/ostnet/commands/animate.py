@@ -29,12 +29,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "found and cropped automatically, the driving audio is kept.",
     )
     io = p.add_argument_group("inputs and outputs")
-    io.add_argument("--source", type=Path, required=True, help="portrait image (jpg, png, webp, ...)")
+    io.add_argument("--source", metavar="IMAGE", type=Path, required=True, help="portrait image (jpg, png, webp, ...)")
     io.add_argument(
-        "--driving", type=Path, required=True, help="driving video (mp4, mov, webm, mkv, gif) or a folder of frames"
+        "--driving",
+        metavar="VIDEO",
+        type=Path,
+        required=True,
+        help="driving video (mp4, mov, webm, mkv, gif) or a folder of frames",
     )
-    io.add_argument("--checkpoint", type=Path, required=True, help="ostnet .safetensors checkpoint")
-    io.add_argument("--output", type=Path, required=True, help="output video (.mp4, .mov or .mkv)")
+    io.add_argument("--checkpoint", metavar="CKPT", type=Path, required=True, help="ostnet .safetensors checkpoint")
+    io.add_argument("--output", metavar="OUT", type=Path, required=True, help="output video (.mp4, .mov or .mkv)")
     io.add_argument("--frames", type=Path, metavar="DIR", help="also write the output frames as PNGs into DIR")
     io.add_argument("--max-frames", type=int, metavar="N", help="animate only the first N driving frames")
     io.add_argument("--crf", type=int, default=18, help="H.264 quality, 0 = lossless, 23 = x264 default (default: 18)")
@@ -45,21 +49,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     crop = p.add_argument_group("face crop and composition")
     crop.add_argument("--no-crop", action="store_true", help="inputs are already face crops: no face detection")
-    crop.add_argument("--face-index", type=int, default=0, help="face of the source, 0 = largest (default: 0)")
     crop.add_argument(
-        "--driving-face-index", type=int, default=0, help="face to follow in the driving video, 0 = largest"
+        "--face-index", metavar="K", type=int, default=0, help="face of the source, 0 = largest (default: 0)"
     )
-    crop.add_argument("--margin", type=float, default=None, help="crop side = (1 + margin) x face size (default: 0.7)")
-    crop.add_argument("--min-face", type=float, default=32.0, help="smallest usable face in pixels (default: 32)")
     crop.add_argument(
-        "--smooth", type=float, default=3.0, help="crop smoothing, Gaussian sigma in frames (default: 3; 0 = off)"
+        "--driving-face-index",
+        metavar="K",
+        type=int,
+        default=0,
+        help="face to follow in the driving video, 0 = largest",
+    )
+    crop.add_argument(
+        "--margin", metavar="M", type=float, default=None, help="crop side = (1 + margin) x face size (default: 0.7)"
+    )
+    crop.add_argument(
+        "--min-face", metavar="PX", type=float, default=32.0, help="smallest usable face in pixels (default: 32)"
+    )
+    crop.add_argument(
+        "--smooth",
+        metavar="SIGMA",
+        type=float,
+        default=3.0,
+        help="crop smoothing, Gaussian sigma in frames (default: 3; 0 = off)",
     )
     crop.add_argument("--paste-back", action="store_true", help="put the animated face back into the full source image")
     crop.add_argument("--side-by-side", action="store_true", help="write source | driving | result")
     run = p.add_argument_group("execution")
     run.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help="default: best available")
     run.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="inference precision (autocast)")
-    run.add_argument("--batch-size", type=int, default=8, help="frames per model call (default: 8)")
+    run.add_argument("--batch-size", metavar="N", type=int, default=8, help="frames per model call (default: 8)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run_animate)
 

@@ -5,13 +5,15 @@
     ostnet train --output runs/vox --resume            # continue where the run stopped
 
 With ``--resume`` the preset and overrides may be left out: the run's ``config.json`` is used (``--set`` and
-``--max-steps`` still apply; a changed model config is refused).
+``--max-steps`` still apply; a changed model config is refused). On several nodes the run folder must be on a
+file system every node sees (rank 0 writes it, every rank reads it to resume).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from ostnet.errors import OstnetError
@@ -53,7 +55,7 @@ def resolve_config(args: argparse.Namespace):
         raise OstnetError("--preset is required (see `ostnet presets`) unless --resume is given")
     extra = list(args.overrides)
     if args.data:
-        extra.append(f"data.root={_json_string(str(Path(args.data)))}")
+        extra.append(f"data.root={_json_string(str(Path(args.data).expanduser().resolve()))}")
     if args.max_steps is not None:
         if args.max_steps < 1:
             raise OstnetError(f"--max-steps: must be >= 1, got {args.max_steps}")
@@ -79,6 +81,13 @@ def run(args: argparse.Namespace) -> int:
     trainer = Trainer(cfg, args.output, resume=args.resume, device=args.device, show_progress=not args.quiet)
     try:
         final = trainer.fit()
+    except KeyboardInterrupt:
+        if trainer.dist.is_main:
+            latest = trainer.folder.latest()
+            where = f"checkpoint of step {latest.step} kept" if latest else "no checkpoint yet"
+            print(f"ostnet train: interrupted at step {trainer.progress.step} ({where}); continue with "
+                  f"`ostnet train --output {args.output} --resume`", file=sys.stderr)  # fmt: skip
+        return 130
     finally:
         cleanup_distributed(trainer.dist)
     if trainer.dist.is_main:

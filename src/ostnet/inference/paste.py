@@ -4,7 +4,8 @@ animated face goes back.
 * ``prepare_source``: load the portrait, find its face (MediaPipe full-range model, which ignores animal
   faces) and cut the square crop the model sees; ``DrivingFaces`` follows one face through the driving
   frames (MediaPipe ``auto``: full range plus short range for close-ups) and gives each frame its square
-  crop box, keeping the last box where no usable face is found.
+  crop box, keeping the last box where no usable face is found; ``smooth_stream`` smooths those boxes with
+  ``BoxSmoother`` over a bounded look-ahead window.
 * ``PasteBack``: the inverse of ``ostnet.face.crop.crop_and_resize``. A crop box ``(cx, cy, size)`` in source
   pixels (edge-based: pixel ``i`` covers ``[i, i + 1)``) was resized to the model's ``S x S`` image, so the
   source pixel whose centre is at ``x + 0.5`` sits at ``u = (x + 0.5 - x0) * S / size - 0.5`` pixel centres
@@ -18,10 +19,11 @@ animated face goes back.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -29,12 +31,13 @@ from PIL import Image
 from torch import Tensor
 
 from ostnet.errors import OstnetError
-from ostnet.face.crop import DEFAULT_MARGIN, CropBox, box_iou, crop_and_resize, square_box
+from ostnet.face.crop import DEFAULT_MARGIN, BoxSmoother, CropBox, box_iou, crop_and_resize, square_box
 from ostnet.face.detector import FaceBox, FaceDetector
 from ostnet.geometry import warp
 from ostnet.io.image import load_image, to_tensor, to_uint8
 
 DEFAULT_FEATHER = 0.12  # fraction of the half-side over which the mask fades out
+T = TypeVar("T")
 FOLLOW_IOU = 0.2  # a driving face overlapping the followed one at least this much is the same person
 
 
@@ -99,14 +102,17 @@ class DrivingFaces:
     Call ``prime`` with the first frames (until one has a usable face) before ``box_for``; frames without a
     usable face (none, or smaller than ``min_face``) keep the last box and are counted in ``missing``. The
     face is the one overlapping the previously followed face most; the first is picked by
-    ``driving_face_index``. With cropping disabled every frame gets its centred square.
+    ``driving_face_index``. With cropping disabled every frame gets its centred square. ``detector``: any
+    object with ``detect(frame) -> list[FaceBox]`` (default: a MediaPipe ``FaceDetector(model="auto")``).
     """
 
-    def __init__(self, path: Path, options: CropOptions) -> None:
+    def __init__(self, path: Path, options: CropOptions, detector: FaceDetector | None = None) -> None:
         self.path, self.options = Path(path), options
         self.smooth_sigma = options.smooth_sigma if options.enabled else 0.0
         self.missing = 0
-        self._detector = FaceDetector(model="auto") if options.enabled else None
+        if detector is None and options.enabled:
+            detector = FaceDetector(model="auto")
+        self._detector = detector
         self._face: FaceBox | None = None
         self._box: CropBox | None = None
         self._largest_small = 0.0
@@ -115,7 +121,7 @@ class DrivingFaces:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._detector is not None:
+        if hasattr(self._detector, "close"):
             self._detector.close()
 
     def prime(self, frames: Iterable[np.ndarray]) -> None:
@@ -171,6 +177,34 @@ class DrivingFaces:
 def _smoothstep(x: Tensor) -> Tensor:
     x = x.clamp(0.0, 1.0)
     return x * x * (3.0 - 2.0 * x)
+
+
+def smoothing_radius(sigma: float) -> int:
+    """Frames of look-ahead (and history) ``BoxSmoother(sigma)`` needs: its kernel radius."""
+    return 0 if sigma == 0 else max(1, math.ceil(3 * sigma))
+
+
+def smooth_stream(items: Iterable[tuple[T, CropBox]], smoother: BoxSmoother) -> Iterator[tuple[T, CropBox]]:
+    """Smooth a stream of (item, box) pairs with bounded look-ahead; equal to ``smoother.smooth`` of the
+    whole track. Holds ``radius + 1`` items and ``radius`` past boxes."""
+    radius = smoothing_radius(smoother.sigma)
+    past: deque[CropBox] = deque(maxlen=radius)
+    ahead: deque[tuple[T, CropBox]] = deque()
+
+    def emit() -> tuple[T, CropBox]:
+        window = [*past, *(box for _, box in ahead)]
+        smoothed = smoother.smooth(window)[len(past)]
+        item, box = ahead.popleft()
+        if radius:
+            past.append(box)
+        return item, smoothed
+
+    for pair in items:
+        ahead.append(pair)
+        if len(ahead) > radius:
+            yield emit()
+    while ahead:
+        yield emit()
 
 
 class PasteBack:

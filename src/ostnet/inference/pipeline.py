@@ -18,12 +18,10 @@ box per frame. Outputs appear only when complete (temporary file or folder, then
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import sys
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
@@ -39,7 +37,15 @@ from ostnet.errors import OstnetError
 from ostnet.face.crop import BoxSmoother, CropBox, crop_and_resize
 from ostnet.inference.animator import Animator
 from ostnet.inference.best_frame import LANDMARK_SIZE, BestFrameFinder
-from ostnet.inference.paste import CropOptions, DrivingFaces, PasteBack, SourceImage, prepare_source, side_by_side
+from ostnet.inference.paste import (
+    CropOptions,
+    DrivingFaces,
+    PasteBack,
+    SourceImage,
+    prepare_source,
+    side_by_side,
+    smooth_stream,
+)
 from ostnet.io import temp_path_for
 from ostnet.io.image import to_tensor, to_uint8
 from ostnet.io.video import VideoWriter, iter_frames, probe_video
@@ -83,6 +89,10 @@ class StageTimes:
 
 @dataclass(frozen=True)
 class AnimateSummary:
+    """What ``animate_video`` did: frames written, the driving fps, whether the audio was copied, the motion
+    mode used, total seconds and per-stage times, driving frames without a usable face, the best frame
+    (best-frame mode) and warnings for the user."""
+
     output: Path
     frames: int
     fps: float
@@ -137,11 +147,14 @@ class _Stopwatch:
 def animate_video(options: AnimateOptions, animator: Animator | None = None) -> AnimateSummary:
     """Animate ``options.source`` with ``options.driving`` into ``options.output`` (see the module docstring).
 
-    ``animator`` (optional) is used as is, e.g. with a model built in memory; otherwise the checkpoint is
-    loaded. Raises ``OstnetError`` ("<file>: <problem>") for any bad input, before the output exists.
+    ``animator`` (optional) is used as is, e.g. with a model built in memory: its own mode, device and dtype
+    win over the options' (best-frame needs a ``relative`` Animator); otherwise the checkpoint is loaded.
+    Raises ``OstnetError`` ("<file>: <problem>") for any bad input; the output then does not exist.
     """
     start = time.perf_counter()
     _check_options(options)
+    if animator is not None and options.mode == "best-frame" and animator.mode != "relative":
+        raise ValueError(f"best-frame mode needs an Animator in relative mode, got {animator.mode!r}")
     info = probe_video(options.driving)
     total = info.num_frames if options.max_frames is None else min(info.num_frames, options.max_frames)
     audio = None if options.driving.is_dir() else options.driving
@@ -272,34 +285,6 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-def smoothing_radius(sigma: float) -> int:
-    """Frames of look-ahead (and history) ``BoxSmoother(sigma)`` needs: its kernel radius."""
-    return 0 if sigma == 0 else max(1, math.ceil(3 * sigma))
-
-
-def smooth_stream(items: Iterable[tuple[T, CropBox]], smoother: BoxSmoother) -> Iterator[tuple[T, CropBox]]:
-    """Smooth a stream of (item, box) pairs with bounded look-ahead; equal to ``smoother.smooth`` of the
-    whole track. Holds ``radius + 1`` items and ``radius`` past boxes."""
-    radius = smoothing_radius(smoother.sigma)
-    past: deque[CropBox] = deque(maxlen=radius)
-    ahead: deque[tuple[T, CropBox]] = deque()
-
-    def emit() -> tuple[T, CropBox]:
-        window = [*past, *(box for _, box in ahead)]
-        smoothed = smoother.smooth(window)[len(past)]
-        item, box = ahead.popleft()
-        if radius:
-            past.append(box)
-        return item, smoothed
-
-    for pair in items:
-        ahead.append(pair)
-        if len(ahead) > radius:
-            yield emit()
-    while ahead:
-        yield emit()
-
-
 def crop_stream(
     frames: Iterable[np.ndarray], faces: DrivingFaces, size: int, watch: _Stopwatch
 ) -> Iterator[DrivingCrop]:
@@ -415,5 +400,4 @@ __all__ = [
     "batched",
     "crop_stream",
     "load_animator",
-    "smooth_stream",
 ]

@@ -91,13 +91,9 @@ class Objective(nn.Module):
         eq_value = eq_jacobian = None
         if cfg.lambda_eq:
             transform = self._transform(batch, tps_seed)
-            eq = equivariance_loss(
-                model.kp_detector, batch.source, out.kp_source, transform, cfg.equivariance_jacobian
-            )
+            eq = equivariance_loss(model.kp_detector, batch.source, out.kp_source, transform, cfg.equivariance_jacobian)
             eq_value, eq_jacobian = eq.value, eq.jacobian
-        dist = (
-            keypoint_distance_loss(out.kp_source.value, cfg.kp_distance_margin) if cfg.lambda_dist else None
-        )
+        dist = keypoint_distance_loss(out.kp_source.value, cfg.kp_distance_margin) if cfg.lambda_dist else None
         total = (
             _weighted(cfg.lambda_rec, rec_driving, rec_rectified)
             + _weighted(cfg.lambda_eq, eq_value, eq_jacobian)

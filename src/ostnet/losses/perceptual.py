@@ -56,9 +56,7 @@ class PerceptualLoss(nn.Module):
     def __init__(self, vgg: Vgg19Features, scales: Sequence[float], layer_weights: Sequence[float]) -> None:
         super().__init__()
         if len(layer_weights) != 5:
-            raise ValueError(
-                f"perceptual_layer_weights needs 5 values (relu1_1..relu5_1), got {len(layer_weights)}"
-            )
+            raise ValueError(f"perceptual_layer_weights needs 5 values (relu1_1..relu5_1), got {len(layer_weights)}")
         if not scales:
             raise ValueError("perceptual_scales must not be empty")
         self.vgg = vgg
@@ -80,9 +78,7 @@ class PerceptualLoss(nn.Module):
                 MIN_VGG_SIZE,
             )
         if not usable:
-            raise ValueError(
-                f"images of {tuple(image.shape[-2:])} are too small for the VGG-19 perceptual loss"
-            )
+            raise ValueError(f"images of {tuple(image.shape[-2:])} are too small for the VGG-19 perceptual loss")
         return [self.vgg(level) for level in usable]
 
     def target_features(self, target: Tensor) -> PyramidFeatures:

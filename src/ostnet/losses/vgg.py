@@ -123,9 +123,7 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise OstnetError(
-            f"{path}: cannot read the VGG-19 weights ({exc.__class__.__name__}: {exc})"
-        ) from exc
+        raise OstnetError(f"{path}: cannot read the VGG-19 weights ({exc.__class__.__name__}: {exc})") from exc
     if not isinstance(state, dict):
         raise OstnetError(f"{path}: not a state dict (found {type(state).__name__})")
     return state
@@ -137,14 +135,10 @@ def load_vgg_state(model: Vgg19Features, path: Path) -> None:
     wanted = model.state_dict()
     missing = [k for k in wanted if k not in state]
     if missing:
-        raise OstnetError(
-            f"{path}: not a torchvision VGG-19 state dict (missing {', '.join(missing[:3])} ...)"
-        )
+        raise OstnetError(f"{path}: not a torchvision VGG-19 state dict (missing {', '.join(missing[:3])} ...)")
     for key, value in wanted.items():
         if tuple(state[key].shape) != tuple(value.shape):
-            raise OstnetError(
-                f"{path}: {key} has shape {tuple(state[key].shape)}, expected {tuple(value.shape)}"
-            )
+            raise OstnetError(f"{path}: {key} has shape {tuple(state[key].shape)}, expected {tuple(value.shape)}")
     model.load_state_dict({k: state[k].float() for k in wanted}, strict=True)
 
 

@@ -175,37 +175,42 @@ def _channel_sum(x: Tensor) -> Tensor:
 
 
 class _SyncBatchNormFn(torch.autograd.Function):
+    """Batch norm over the union of all ranks' batches. Statistics and gradient sums are accumulated in
+    float64, as PyTorch's CPU batch norm does; the all-reduced sums are per channel, so this costs little."""
+
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, eps, momentum):
         shape = [1, -1] + [1] * (x.dim() - 2)
-        xf = x.float()
-        count = torch.tensor([xf.numel() // xf.shape[1]], dtype=torch.float32, device=x.device)
-        sums = torch.cat([_channel_sum(xf), count])
+        xd = x.double()
+        count = torch.tensor([x.numel() // x.shape[1]], dtype=torch.float64, device=x.device)
+        sums = torch.cat([_channel_sum(xd), count])
         dist.all_reduce(sums)
         total = sums[-1]
         mean = sums[:-1] / total
-        sq = _channel_sum((xf - mean.view(shape)) ** 2)
-        dist.all_reduce(sq)
-        var = sq / total
+        centred = xd - mean.view(shape)
+        var = _channel_sum(centred**2)
+        dist.all_reduce(var)
+        var = var / total
         invstd = torch.rsqrt(var + eps)
         if running_mean is not None:
-            running_mean.mul_(1 - momentum).add_(momentum * mean)
-            running_var.mul_(1 - momentum).add_(momentum * var * total / (total - 1).clamp(min=1))
-        xhat = (xf - mean.view(shape)) * invstd.view(shape)
+            unbiased = var * total / (total - 1).clamp(min=1)
+            running_mean.mul_(1 - momentum).add_(momentum * mean.to(running_mean.dtype))
+            running_var.mul_(1 - momentum).add_(momentum * unbiased.to(running_var.dtype))
+        xhat = centred * invstd.view(shape)
         ctx.save_for_backward(xhat, weight, invstd, total)
         ctx.shape = shape
-        return (xhat * weight.view(shape) + bias.view(shape)).to(x.dtype)
+        return (xhat * weight.double().view(shape) + bias.double().view(shape)).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad_out):
         xhat, weight, invstd, total = ctx.saved_tensors
         shape = ctx.shape
-        dy = grad_out.float()
+        dy = grad_out.double()
         local = torch.cat([_channel_sum(dy), _channel_sum(dy * xhat)])
-        grad_bias, grad_weight = (part.clone() for part in local.chunk(2))  # this rank's share
+        grad_bias, grad_weight = (part.to(weight.dtype) for part in local.chunk(2))  # this rank's share
         dist.all_reduce(local)
         sum_dy, sum_dy_xhat = local.chunk(2)
-        grad_x = (weight * invstd).view(shape) * (
+        grad_x = (weight.double() * invstd).view(shape) * (
             dy - (sum_dy / total).view(shape) - xhat * (sum_dy_xhat / total).view(shape)
         )
         return grad_x.to(grad_out.dtype), grad_weight, grad_bias, None, None, None, None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -337,7 +338,11 @@ class Trainer:
                 saved_at = p.step
             if p.step >= self.max_steps or self.out_of_time():
                 return saved_at
-        self.scheduler.step()  # MultiStepLR counts epochs
+        with warnings.catch_warnings():
+            # A run resumed exactly at an epoch end steps the scheduler before its first optimiser step;
+            # that is the intended order here, not the mistake PyTorch's heuristic warns about.
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler", category=UserWarning)
+            self.scheduler.step()  # MultiStepLR counts epochs
         self.progress = Progress(p.step, p.epoch + 1, 0)
         return saved_at
 

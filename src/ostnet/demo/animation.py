@@ -1,0 +1,172 @@
+"""The demo's pictures: example different-scale pairs and an animated comparison, made with the ``Animator``.
+
+Motion modes (see ``ostnet.inference.animator``): OSTNet animates ``anchor-free`` (its ST rectifies every
+driving frame, Sec. 3.2); the Baseline has no ST, so without an anchor frame it can only use the driving
+keypoints ``absolute``ly, the mode the evaluation protocol uses for it. The animation also shows the Baseline
+in FOMM's ``relative`` mode with the first driving frame as anchor, the usual work-around the paper argues
+against (Sec. 1, Fig. 1): its motion is measured at the driving face's scale.
+
+Images are uint8 (H, W, 3) RGB at the model's 64x64; tensors on the model side are (B, 3, 64, 64) in [0, 1].
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ostnet.demo.report import AnimatedRow, AnimationResult, ExamplePair, ModelImage, TrainedModel
+from ostnet.errors import OstnetError
+from ostnet.io.image import to_tensor, to_uint8
+
+SOURCE_SCALE = 0.55  # face height = 0.55 * FACE_FRACTION of the frame in the source ...
+DRIVING_SCALE = 0.95  # ... and 0.95 * FACE_FRACTION in the driving video: 1.7x larger
+UNSEEN_IDENTITY = 1_000_003  # identity seed of the animated person; the dataset's seeds are 32-bit hashes
+FPS = 25.0
+STRIP_COLUMNS = 8
+
+
+def _animator(model: TrainedModel, device: str, mode: str | None = None):
+    """An Animator for a trained demo model: ``anchor-free`` with ST, ``absolute`` without (unless ``mode``)."""
+    from ostnet import load_checkpoint
+    from ostnet.inference.animator import Animator
+
+    net = load_checkpoint(model.weights, map_location=device)
+    chosen = mode or ("anchor-free" if net.has_scale_transform else "absolute")
+    return Animator(net, device=device, mode=chosen)
+
+
+def pick_examples(pairs, count: int) -> list:
+    """The ``count`` pairs with the most extreme face-size change sqrt(alpha beta): half shrunk, half enlarged.
+
+    Chosen from the scale factors alone, before any result is looked at.
+    """
+    ranked = sorted(pairs, key=lambda p: (p.alpha * p.beta, p.pair_id))
+    low, high = ranked[: count // 2], ranked[len(ranked) - (count - count // 2) :]
+    unique = {p.pair_id: p for p in [*low, *high]}
+    return [unique[k] for k in sorted(unique)]
+
+
+def example_pairs(eval_cfg, models: list[TrainedModel], ssim: list[dict[int, float]], count: int, device: str):
+    """Re-run a few evaluated pairs to show driving, rectified driving, ground truth and both predictions.
+
+    Args:
+        eval_cfg: the EvalConfig the harness ran (its pairs.csv and dataset are reused).
+        ssim: per model (same order as ``models``), pair id -> SSIM from the harness's per-pair journal.
+    Returns: list[ExamplePair].
+    """
+    from ostnet.augment import expression_preserved_augmentation
+    from ostnet.evaluation.protocols import FrameLoader, read_pairs_csv
+
+    pairs = read_pairs_csv(Path(eval_cfg.output) / "pairs.csv")
+    animators = [_animator(m, device) for m in models]
+    loader, size = FrameLoader(eval_cfg.data), animators[0].image_size
+    examples = []
+    for pair in pick_examples(pairs, count):
+        source, driving = loader.load([pair.source, pair.driving], size)
+        if not isinstance(source, torch.Tensor) or not isinstance(driving, torch.Tensor):
+            continue
+        fed = expression_preserved_augmentation(driving[None], alpha=pair.alpha, beta=pair.beta).image.clamp(0, 1)
+        rectified, outputs = None, []
+        for model, animator, by_pair in zip(models, animators, ssim, strict=True):
+            animator.set_source(source[None])
+            frames = animator.animate(fed)
+            if animator.model.has_scale_transform:
+                rectified = to_uint8(frames.rectified[0])
+            outputs.append(ModelImage(model.label, to_uint8(frames.prediction[0]), by_pair.get(pair.pair_id)))
+        examples.append(
+            ExamplePair(pair.pair_id, pair.alpha, pair.beta, to_uint8(source), to_uint8(fed[0]), rectified,
+                        to_uint8(driving), tuple(outputs))
+        )  # fmt: skip
+    return examples
+
+
+def synthetic_sequence(num_frames: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """An unseen person talking: (driving, truth), each uint8 (N, 64, 64, 3).
+
+    ``driving`` shows the face at DRIVING_SCALE; ``truth`` is the same motion rendered at SOURCE_SCALE (what a
+    perfect model makes of the source ``truth[0]``).
+    """
+    from ostnet.data.synthetic import render_head, sample_sequence
+
+    rng = np.random.default_rng([seed, 4242])
+    params = sample_sequence(UNSEEN_IDENTITY + seed, num_frames, scale=DRIVING_SCALE, rng=rng)
+    ratio = SOURCE_SCALE / DRIVING_SCALE
+    driving = np.stack([render_head(p, 64) for p in params])
+    truth = np.stack([render_head(replace(p, scale=p.scale * ratio), 64) for p in params])
+    return driving, truth
+
+
+def _scores(prediction: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
+    """Mean SSIM and L1 over frames, at 256x256 as the evaluation harness scores."""
+    from ostnet.evaluation import metrics as M
+
+    p, g = M.resize_for_metrics(prediction), M.resize_for_metrics(truth)
+    return float(M.ssim(p, g).mean()), float(M.l1(p, g).mean())
+
+
+def animate_comparison(models: list[TrainedModel], out_dir: Path, num_frames: int, seed: int, device: str):
+    """Animate the unseen person with each model; write ``comparison.gif``, ``comparison.mp4`` and return an
+    AnimationResult (strips, scores against the ground truth and the GIF's bytes)."""
+    driving, truth = synthetic_sequence(num_frames, seed)
+    driving_t, truth_t = to_tensor(driving), to_tensor(truth)  # (N, 3, 64, 64)
+    rows = []
+    for model in models:
+        animator = _animator(model, device)
+        runs = [(model.label, animator)]
+        if not animator.model.has_scale_transform:  # also FOMM's anchor-based work-around
+            runs.append((f"{model.label} relative", _animator(model, device, "relative")))
+        for label, runner in runs:
+            runner.set_source(truth_t[:1])
+            prediction = runner.animate(driving_t).prediction.cpu()  # relative: anchor = first driving frame
+            ssim, l1 = _scores(prediction, truth_t)
+            rows.append(AnimatedRow(label, runner.mode, to_uint8(prediction), ssim, l1))
+    frames = _grid_frames(truth[0], driving, truth, rows)
+    gif = _gif_bytes(frames)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = (_write_bytes(out_dir / "comparison.gif", gif), _write_mp4(out_dir / "comparison.mp4", frames))
+    shown = tuple(int(i) for i in np.linspace(0, num_frames - 1, min(STRIP_COLUMNS, num_frames)).round())
+    return AnimationResult(truth[0], driving, truth, tuple(rows), gif, files, DRIVING_SCALE / SOURCE_SCALE, shown)
+
+
+def _grid_frames(source: np.ndarray, driving: np.ndarray, truth: np.ndarray, rows) -> list[np.ndarray]:
+    """One labelled uint8 grid per time step: source | driving | ground truth | each model row."""
+    from ostnet.evaluation.report import compose_grid
+
+    headers = ["source", "driving", "ground truth", *(r.label for r in rows)]
+    return [
+        compose_grid([[source, driving[t], truth[t], *(r.frames[t] for r in rows)]], headers, tile=128)
+        for t in range(driving.shape[0])
+    ]
+
+
+def _gif_bytes(frames: list[np.ndarray]) -> bytes:
+    from PIL import Image
+
+    images = [Image.fromarray(f) for f in frames]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / FPS), loop=0)
+    return buffer.getvalue()
+
+
+def _write_bytes(path: Path, data: bytes) -> Path:
+    from ostnet.io import atomic_output
+
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+def _write_mp4(path: Path, frames: list[np.ndarray]) -> Path:
+    from ostnet.io.video import VideoWriter
+
+    try:
+        with VideoWriter(path, fps=FPS) as writer:
+            for frame in frames:
+                writer.write(frame)
+    except ValueError as exc:  # a frame of the wrong size: a bug, reported without a traceback
+        raise OstnetError(f"{path}: cannot encode the animation ({exc})") from None
+    return path

@@ -1,0 +1,360 @@
+"""The demo pipeline behind ``ostnet demo`` (issue 6): show OSTNet's claim on a machine with nothing installed.
+
+Stages, each reusing the project's own code:
+
+1. ``write_synthetic_dataset``: procedural talking heads with varied identities and face scales; the last
+   identities are held out as the test split.
+2. ``Trainer``: the ``tiny`` preset (OSTNet at 64x64, ST + SE) and the Baseline (the same with
+   ``scale_transform.enabled=False`` and ``generator.scale_embedding=False``): same seed, data, batch, losses
+   and number of optimiser steps. OSTNet trains for the time budget (``TrainConfig.max_seconds``), the
+   Baseline then for as many steps (see ``train_models``). The perceptual loss uses a random VGG-19 (no
+   pretrained weights offline): ``loss.allow_random_vgg=True``, stated in the report.
+3. ``run_evaluation``: the ``different-scale`` protocol (Sec. 4.1) on the held-out identities.
+4. ``Animator``: a driving sequence whose face is larger than the source's, animated by both models.
+5. ``report.html``: one self-contained file (base64 PNG/GIF), written atomically.
+
+Output folder layout: ``data/``, ``runs/{baseline,ostnet}/``, ``models/{Baseline,OSTNet}.safetensors``,
+``evaluation/``, ``animation/``, ``report.html``, ``demo.json``. If the run fails or is interrupted, what it
+created is removed again, so the folder never holds a half-finished demo.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ostnet.demo.report import ReportData, TrainedModel, loss_curves_png, paired_difference, write_report
+from ostnet.demo.training import (
+    LEARNING_RATE,
+    PERCEPTUAL_SCALES,
+    choose_threads,
+    resolve_device,
+    train_config,
+    train_one,
+)
+from ostnet.errors import OstnetError
+
+DEMO_ENTRIES = ("data", "runs", "models", "evaluation", "animation", "report.html", "demo.json")
+BASELINE, OSTNET = "Baseline", "OSTNet"
+BASELINE_TIME_FACTOR = 2.0  # the Baseline's time limit, in budgets (it trains OSTNet's number of steps)
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """Sizes of one demo run. ``budget_s``: training wall-clock seconds per model.
+
+    ``eval_pairs``: same-identity (source, driving) pairs; the different-scale protocol uses each twice with
+    its own scale factors, so ``2 * eval_pairs`` pairs are scored per model.
+    """
+
+    num_identities: int
+    test_identities: int
+    videos_per_identity: int
+    num_frames: int
+    scale_range: tuple[float, float]
+    batch_size: int
+    budget_s: float
+    eval_pairs: int
+    examples: int
+    animation_frames: int
+    log_every: int
+    disk_mb: int  # free space asked for before starting
+
+
+# About 8 minutes on two idle CPU cores: 6 min of training, ~1 min of evaluation, the rest data and report.
+FULL_PLAN = DemoPlan(
+    num_identities=16, test_identities=4, videos_per_identity=2, num_frames=40, scale_range=(0.55, 1.0),
+    batch_size=8, budget_s=180.0, eval_pairs=80, examples=4, animation_frames=40, log_every=5, disk_mb=300,
+)  # fmt: skip
+# Under a minute: a smoke test of every stage (the test suite runs it).
+QUICK_PLAN = DemoPlan(
+    num_identities=6, test_identities=2, videos_per_identity=1, num_frames=12, scale_range=(0.55, 1.0),
+    batch_size=4, budget_s=6.0, eval_pairs=4, examples=2, animation_frames=8, log_every=1, disk_mb=50,
+)  # fmt: skip
+
+
+@dataclass
+class DemoConfig:
+    """What ``ostnet demo`` was asked for. ``budget``: seconds per model (None: the plan's)."""
+
+    output: str
+    quick: bool = False
+    budget: float | None = None
+    overwrite: bool = False
+    device: str = "auto"
+    seed: int = 0
+    threads: int | None = None
+    progress: bool = True
+    command: str = "ostnet demo"
+
+    @property
+    def plan(self) -> DemoPlan:
+        return QUICK_PLAN if self.quick else FULL_PLAN
+
+    @property
+    def budget_s(self) -> float:
+        return float(self.budget if self.budget is not None else self.plan.budget_s)
+
+
+@dataclass
+class DemoResult:
+    """Where the report is, what was trained and the different-scale table (one summary per model)."""
+
+    report: Path
+    summary: Path
+    models: list[TrainedModel]
+    summaries: list = field(default_factory=list)  # list[CheckpointSummary], Baseline first
+    seconds: float = 0.0
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _stage(number: int, text: str, start: float) -> None:
+    """A stage line with the minutes:seconds since the demo started."""
+    minutes, seconds = divmod(int(time.perf_counter() - start), 60)
+    _say(f"[{number}/5 {minutes:d}:{seconds:02d}] {text}")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Output folder
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def prepare_output(output: Path, overwrite: bool, disk_mb: int) -> bool:
+    """Check and create the output folder; returns whether it was created (rather than reused).
+
+    A folder that exists and is not empty is refused unless ``overwrite``; then only the demo's own entries
+    (``DEMO_ENTRIES``) are removed, nothing else. Raises OstnetError for a path that is a file or cannot be
+    created or written, and when the disk has less than ``disk_mb`` MB free.
+    """
+    if output.exists() and not output.is_dir():
+        raise OstnetError(f"{output}: exists and is not a folder; choose another --output")
+    reused = output.is_dir()
+    if reused and any(output.iterdir()) and not overwrite:
+        raise OstnetError(
+            f"{output}: exists and is not empty; pass --overwrite to replace a previous demo there, "
+            "or choose another --output"
+        )
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OstnetError(f"{output}: cannot create the output folder ({exc.strerror or exc})") from None
+    if not os.access(output, os.W_OK | os.X_OK):
+        raise OstnetError(f"{output}: the output folder is not writable")
+    free_mb = shutil.disk_usage(output).free / 2**20
+    if free_mb < disk_mb:
+        if not reused:
+            output.rmdir()
+        raise OstnetError(
+            f"{output}: not enough free disk space: the demo needs about {disk_mb} MB, {free_mb:.0f} MB free"
+        )
+    for name in DEMO_ENTRIES:
+        _remove(output / name)
+    return not reused
+
+
+@contextmanager
+def _cleanup_on_failure(output: Path, created: bool) -> Iterator[None]:
+    """Remove what the demo wrote when the body raises (Ctrl-C included); turn ENOSPC into OstnetError."""
+    try:
+        yield
+    except BaseException as exc:
+        if created:
+            shutil.rmtree(output, ignore_errors=True)
+        else:
+            for name in DEMO_ENTRIES:
+                _remove(output / name)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            raise OstnetError(f"{output}: no space left on the device; partial results were removed") from None
+        raise
+
+
+def train_models(cfg: DemoConfig, data_root: Path, device: str) -> list[TrainedModel]:
+    """OSTNet for the time budget, then the Baseline for the same number of steps; returns [Baseline, OSTNet].
+
+    Equal steps, not equal seconds: on a shared machine the seconds a step takes change with the load, so two
+    runs of equal wall time can differ by half their steps and the comparison would measure the load. OSTNet
+    is the slower model per step (ST and a second reconstruction term), so the Baseline normally needs less
+    than the budget; it may use up to BASELINE_TIME_FACTOR times the budget when the machine slows down.
+    """
+    out, plan = Path(cfg.output), cfg.plan
+    common = {"batch_size": plan.batch_size, "log_every": plan.log_every, "seed": cfg.seed}
+    ostnet_cfg = train_config(data_root, baseline=False, budget_s=cfg.budget_s, **common)
+    ostnet = train_one(OSTNET, ostnet_cfg, out / "runs" / "ostnet", out / "models", device, cfg.progress)
+    _say(f"      {OSTNET}: {ostnet.steps} steps in {ostnet.seconds:.0f} s")
+    steps, seconds = max(1, ostnet.steps), BASELINE_TIME_FACTOR * cfg.budget_s
+    baseline_cfg = train_config(data_root, baseline=True, budget_s=seconds, max_steps=steps, **common)
+    baseline = train_one(BASELINE, baseline_cfg, out / "runs" / "baseline", out / "models", device, cfg.progress)
+    _say(f"      {BASELINE}: {baseline.steps} steps in {baseline.seconds:.0f} s")
+    if baseline.steps < ostnet.steps:
+        _say(f"      note: the {BASELINE} ran out of time before {ostnet.steps} steps; the comparison favours {OSTNET}")
+    return [baseline, ostnet]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Evaluation
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _face_metrics_available() -> tuple[bool, str | None]:
+    from ostnet.evaluation.face_metrics import FaceConfig, get_face_analyzer
+
+    try:
+        get_face_analyzer(FaceConfig())
+    except (OstnetError, ImportError, RuntimeError) as exc:
+        return False, f"face metrics (AKD, AED, scale error) are off: {exc}"
+    return True, None
+
+
+def evaluate_models(cfg: DemoConfig, data_root: Path, models: list[TrainedModel], device: str):
+    """Run the evaluation harness on the different-scale protocol; returns (summaries, EvalConfig, note)."""
+    from ostnet.evaluation.evaluate import EvalConfig, run_evaluation
+    from ostnet.evaluation.protocols import SamplingOptions
+
+    face, note = _face_metrics_available()
+    eval_cfg = EvalConfig(
+        data=str(data_root),
+        protocol="different-scale",
+        output=str(Path(cfg.output) / "evaluation"),
+        checkpoints=tuple(str(m.weights) for m in models),
+        sampling=SamplingOptions(num_pairs=cfg.plan.eval_pairs, seed=cfg.seed),
+        batch_size=16,
+        device=device,
+        face_metrics=face,
+        num_samples=8,
+        progress=cfg.progress,
+    )
+    return run_evaluation(eval_cfg), eval_cfg, note
+
+
+def _ssim_by_pair(eval_dir: Path, label: str) -> dict[int, float]:
+    from ostnet.evaluation.report import PairJournal, metrics_for
+
+    rows = PairJournal(eval_dir / label / "per_pair.csv", metrics_for("different-scale")).load()
+    return {r.pair_id: r.ssim for r in rows if r.status == "ok" and r.ssim is not None}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The whole demo
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _check(cfg: DemoConfig) -> None:
+    if cfg.budget is not None and not cfg.budget > 0:
+        raise OstnetError(f"--budget: must be a positive number of seconds, got {cfg.budget}")
+
+
+def run_demo(cfg: DemoConfig) -> DemoResult:
+    """Run every stage (see the module docstring) into ``cfg.output``; returns where the report is."""
+    _check(cfg)
+    start = time.perf_counter()
+    output = Path(cfg.output).expanduser()
+    device = resolve_device(cfg.device)
+    created = prepare_output(output, cfg.overwrite, cfg.plan.disk_mb)
+    cfg = DemoConfig(**{**asdict(cfg), "output": str(output)})
+    with _cleanup_on_failure(output, created):
+        return _run_stages(cfg, device, start)
+
+
+def _run_stages(cfg: DemoConfig, device: str, start: float) -> DemoResult:
+    import torch
+
+    from ostnet.data.synthetic import write_synthetic_dataset
+    from ostnet.demo.animation import DRIVING_SCALE, SOURCE_SCALE, animate_comparison, example_pairs
+
+    out, plan, notes = Path(cfg.output), cfg.plan, []
+    threads, why = choose_threads(cfg.threads) if device == "cpu" else (torch.get_num_threads(), "GPU run")
+    torch.set_num_threads(threads)
+    machine = f"{device}" + (f", {threads} CPU thread(s) ({why})" if device == "cpu" else "")
+    _say(f"ostnet demo{' --quick' if cfg.quick else ''}: output {out} on {machine}")
+    low, high = plan.scale_range
+    _stage(1, f"Writing a synthetic talking-head dataset ({plan.num_identities} identities, "
+           f"{plan.test_identities} held out for testing, face scales {low}-{high})", start)  # fmt: skip
+    data_root = write_synthetic_dataset(
+        out / "data", num_identities=plan.num_identities, videos_per_identity=plan.videos_per_identity,
+        num_frames=plan.num_frames, size=64, scale_range=plan.scale_range, seed=cfg.seed,
+        test_identities=plan.test_identities,
+    )  # fmt: skip
+    _stage(2, f"Training {OSTNET} (ST + SE) for {cfg.budget_s:.0f} s, then the {BASELINE} (no ST, no SE) for "
+           f"as many steps, on {device}; perceptual loss on a RANDOM VGG-19 (no pretrained weights offline)",
+           start)  # fmt: skip
+    models = train_models(cfg, data_root, device)
+    _stage(
+        3, f"Evaluating both on the different-scale protocol ({2 * plan.eval_pairs} pairs of held-out people)", start
+    )
+    summaries, eval_cfg, face_note = evaluate_models(cfg, data_root, models, device)
+    notes += [face_note] if face_note else []
+    _stage(4, f"Animating an unseen person whose driving face is {DRIVING_SCALE / SOURCE_SCALE:.1f}x larger", start)
+    ssim = [_ssim_by_pair(Path(eval_cfg.output), m.label) for m in models]
+    examples = example_pairs(eval_cfg, models, ssim, plan.examples, device)
+    animation = animate_comparison(models, out / "animation", plan.animation_frames, cfg.seed, device)
+    _stage(5, "Writing the report", start)
+    data = ReportData(
+        command=cfg.command, quick=cfg.quick, machine=machine, budget_s=cfg.budget_s, plan=asdict(plan),
+        models=models, summaries=summaries, ssim_difference=paired_difference(ssim[0], ssim[1]),
+        loss_png=loss_curves_png(models), examples=examples, animation=animation, notes=notes,
+        seconds=time.perf_counter() - start, perceptual_scales=PERCEPTUAL_SCALES, learning_rate=LEARNING_RATE,
+    )  # fmt: skip
+    report = write_report(out / "report.html", data)
+    summary = _write_summary(out / "demo.json", data)
+    _print_headline(report, data)
+    return DemoResult(report, summary, models, summaries, data.seconds)
+
+
+def _write_summary(path: Path, data: ReportData) -> Path:
+    """``demo.json``: the headline numbers, machine-readable."""
+    from ostnet.io import atomic_output
+
+    payload = {
+        "format": "ostnet-demo-1",
+        "seconds": round(data.seconds, 1),
+        "machine": data.machine,
+        "budget_s_per_model": data.budget_s,
+        "models": [
+            {
+                "label": m.label,
+                "preset": m.preset,
+                "steps": m.steps,
+                "seconds": round(m.seconds, 1),
+                "weights": str(m.weights),
+            }
+            for m in data.models
+        ],  # fmt: skip
+        "different_scale": {
+            s.label: {**s.means, "pairs": s.pairs_evaluated, "no_face": s.face_missing} for s in data.summaries
+        },  # fmt: skip
+        "verdict": data.verdict.text,
+    }
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, allow_nan=True) + "\n", encoding="utf-8")
+    return path
+
+
+def _print_headline(report: Path, data: ReportData) -> None:
+    _say(f"\nDone in {data.seconds / 60:.1f} min. Report: {report}")
+    for s in data.summaries:
+        values = ", ".join(
+            f"{name.upper()} {_fmt(s.means.get(name))}" for name in ("ssim", "psnr", "l1", "scale_error")
+        )
+        _say(f"  {s.label:<8} different-scale: {values}")
+    _say(f"  {data.verdict.text}")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
