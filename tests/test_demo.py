@@ -56,12 +56,15 @@ def test_quick_demo_writes_report_and_files(quick_demo):
 def test_quick_demo_table_has_both_rows_and_the_honest_verdict(quick_demo):
     out, _, _ = quick_demo
     html = (out / "report.html").read_text(encoding="utf-8")
-    rows = re.findall(r'<tr><td class="name">(Baseline|OSTNet)</td>', html)
-    assert rows[:2] == ["Baseline", "OSTNet"]
+    rows = re.findall(r'<tr><td class="name">(Baseline|OSTNet|<i>reference[^<]*</i>)</td>', html)
+    assert rows[:3] == ["Baseline", "OSTNet", "<i>reference: the source copied (no motion)</i>"]
     summary = json.loads((out / "demo.json").read_text())
     ssim = {label: values["ssim"] for label, values in summary["different_scale"].items()}
     assert set(ssim) == {"Baseline", "OSTNet"}
     assert summary["models"][0]["steps"] == summary["models"][1]["steps"] >= 1  # equal steps
+    pairs = summary["different_scale"]["OSTNet"]["pairs"]
+    assert summary["st_rectification_ssim"]["count"] == summary["no_motion_reference"]["count"] == pairs
+    assert 0 < summary["no_motion_reference"]["ssim"] <= 1
     lost = ssim["OSTNet"] <= ssim["Baseline"]
     assert ("did NOT beat" in html) == lost
     assert ("did NOT beat" in summary["verdict"]) == lost
@@ -218,12 +221,12 @@ def test_paired_difference_analytic_case():
     ],
 )
 def test_verdict_never_hides_a_loss(baseline, ostnet, diff, level):
-    verdict = R.decide(baseline, ostnet, diff)
+    verdict = R.decide(baseline, ostnet, diff, copy_ssim=0.99 if level == "bad" else None)
     assert verdict.level == level
     assert ("did NOT beat" in verdict.text) == (baseline is not None and ostnet <= baseline)
 
 
-def _fake_report(ssim_baseline: float, ssim_ostnet: float) -> R.ReportData:
+def _fake_report(ssim_baseline: float, ssim_ostnet: float, copy_ssim: float = 0.6) -> R.ReportData:
     tile = np.zeros((64, 64, 3), np.uint8)
     frames = np.zeros((3, 64, 64, 3), np.uint8)
     models = [R.TrainedModel(label, label, Path(f"{label}.safetensors"), Path("nowhere"), 5, 1.0)
@@ -235,13 +238,22 @@ def _fake_report(ssim_baseline: float, ssim_ostnet: float) -> R.ReportData:
     rows = tuple(R.AnimatedRow(m.label, "absolute", frames, 0.5, 0.1) for m in models)
     animation = R.AnimationResult(tile, frames, frames, rows, R.png_bytes(tile), (Path("a/c.gif"),), 1.7, (0, 2))
     return R.ReportData("ostnet demo", False, "cpu", 10.0, D.asdict(D.FULL_PLAN), models, summaries, None,
-                        R.png_bytes(tile), [example], animation, perceptual_scales=(0.5,))  # fmt: skip
+                        R.png_bytes(tile), [example], animation, perceptual_scales=(0.5,),
+                        reference=R.Reference(copy_ssim, 20.0, 0.1, 4))  # fmt: skip
 
 
 def test_report_says_plainly_when_ostnet_loses():
     html = R.render_report(_fake_report(0.80, 0.70))
     assert '<div class="verdict bad">OSTNet did NOT beat the Baseline' in html
+    assert "reference: the source copied (no motion)" in html
     assert "verdict bad" not in R.render_report(_fake_report(0.70, 0.80))
+
+
+def test_report_cautions_when_both_models_are_worse_than_copying_the_source():
+    html = R.render_report(_fake_report(0.70, 0.80, copy_ssim=0.95))
+    assert '<div class="verdict unclear">OSTNet beats the Baseline' in html
+    assert "worse than simply copying the source image (SSIM 0.9500" in html
+    assert "Caution" not in R.render_report(_fake_report(0.70, 0.80, copy_ssim=0.75))
 
 
 def test_examples_are_the_most_shrunk_and_most_enlarged_pairs():

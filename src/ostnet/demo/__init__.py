@@ -3,7 +3,9 @@
 * ``run``: ``run_demo(DemoConfig) -> DemoResult``: synthetic data -> train the Baseline and OSTNet under one
   time budget -> different-scale evaluation -> animation -> ``report.html``. It reuses the project's own
   synthetic data, Trainer, evaluation harness and Animator; nothing here re-implements them.
-* ``report``: the report's inputs (typed), the verdict, the loss plot, the images and the self-contained HTML.
+* ``training``: the two TrainConfigs, the budget progress bar, the loss plot.
+* ``animation``: example pairs, the ST-only score, the "no motion" reference, the animated comparison.
+* ``report``: the report's inputs (typed), the verdict and the self-contained HTML.
 * ``template``: the HTML page and its style sheet.
 
 Names are imported lazily, so ``import ostnet.demo`` loads neither torch nor matplotlib.

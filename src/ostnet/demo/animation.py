@@ -1,4 +1,9 @@
-"""The demo's pictures: example different-scale pairs and an animated comparison, made with the ``Animator``.
+"""The demo's pictures and reference numbers, made with the ``Animator`` on the evaluation's own pairs.
+
+* ``example_pairs``: a few different-scale pairs with the rectified driving frame and both predictions.
+* ``rectification_scores``: OSTNet's scale transformation alone (Sec. 3.2), scored over every pair.
+* ``source_copy_reference``: the "no motion" predictor (the source image), scored like the models.
+* ``animate_comparison``: an unseen person driven by a video with a larger face (GIF, mp4, strips).
 
 Motion modes (see ``ostnet.inference.animator``): OSTNet animates ``anchor-free`` (its ST rectifies every
 driving frame, Sec. 3.2); the Baseline has no ST, so without an anchor frame it can only use the driving
@@ -18,7 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ostnet.demo.report import AnimatedRow, AnimationResult, ExamplePair, ModelImage, TrainedModel
+from ostnet.demo.report import (
+    AnimatedRow,
+    AnimationResult,
+    ExamplePair,
+    ModelImage,
+    Rectification,
+    Reference,
+    TrainedModel,
+)
 from ostnet.errors import OstnetError
 from ostnet.io.image import to_tensor, to_uint8
 
@@ -50,6 +63,24 @@ def pick_examples(pairs, count: int) -> list:
     return [unique[k] for k in sorted(unique)]
 
 
+def _read_pair(loader, pair, size: int):
+    """(source, fed driving, ground truth), each (1, 3, S, S) in [0, 1], as the harness builds them (the
+    driving frame resized by the pair's alpha, beta; Sec. 4.1); None when a frame cannot be read."""
+    from ostnet.augment import expression_preserved_augmentation
+
+    source, truth = loader.load([pair.source, pair.driving], size)
+    if not isinstance(source, torch.Tensor) or not isinstance(truth, torch.Tensor):
+        return None
+    fed = expression_preserved_augmentation(truth[None], alpha=pair.alpha, beta=pair.beta).image.clamp(0, 1)
+    return source[None], fed, truth[None]
+
+
+def _ssim(a: torch.Tensor, b: torch.Tensor, size: int) -> float:
+    from ostnet.evaluation import metrics as M
+
+    return M.ssim(M.resize_for_metrics(a.cpu(), size), M.resize_for_metrics(b.cpu(), size)).item()
+
+
 def example_pairs(eval_cfg, models: list[TrainedModel], ssim: list[dict[int, float]], count: int, device: str):
     """Re-run a few evaluated pairs to show driving, rectified driving, ground truth and both predictions.
 
@@ -58,7 +89,6 @@ def example_pairs(eval_cfg, models: list[TrainedModel], ssim: list[dict[int, flo
         ssim: per model (same order as ``models``), pair id -> SSIM from the harness's per-pair journal.
     Returns: list[ExamplePair].
     """
-    from ostnet.augment import expression_preserved_augmentation
     from ostnet.evaluation.protocols import FrameLoader, read_pairs_csv
 
     pairs = read_pairs_csv(Path(eval_cfg.output) / "pairs.csv")
@@ -66,22 +96,61 @@ def example_pairs(eval_cfg, models: list[TrainedModel], ssim: list[dict[int, flo
     loader, size = FrameLoader(eval_cfg.data), animators[0].image_size
     examples = []
     for pair in pick_examples(pairs, count):
-        source, driving = loader.load([pair.source, pair.driving], size)
-        if not isinstance(source, torch.Tensor) or not isinstance(driving, torch.Tensor):
+        images = _read_pair(loader, pair, size)
+        if images is None:
             continue
-        fed = expression_preserved_augmentation(driving[None], alpha=pair.alpha, beta=pair.beta).image.clamp(0, 1)
+        source, fed, truth = images
         rectified, outputs = None, []
         for model, animator, by_pair in zip(models, animators, ssim, strict=True):
-            animator.set_source(source[None])
+            animator.set_source(source)
             frames = animator.animate(fed)
             if animator.model.has_scale_transform:
                 rectified = to_uint8(frames.rectified[0])
             outputs.append(ModelImage(model.label, to_uint8(frames.prediction[0]), by_pair.get(pair.pair_id)))
         examples.append(
-            ExamplePair(pair.pair_id, pair.alpha, pair.beta, to_uint8(source), to_uint8(fed[0]), rectified,
-                        to_uint8(driving), tuple(outputs))
+            ExamplePair(pair.pair_id, pair.alpha, pair.beta, to_uint8(source[0]), to_uint8(fed[0]), rectified,
+                        to_uint8(truth[0]), tuple(outputs))
         )  # fmt: skip
     return examples
+
+
+def rectification_scores(eval_cfg, model: TrainedModel, device: str) -> Rectification | None:
+    """How well OSTNet's scale transformation alone undoes the protocol's scaling (Sec. 3.2): mean SSIM of the
+    fed driving frame to the ground truth before and after ST, over the evaluation's pairs at 256x256."""
+    from ostnet.evaluation.protocols import FrameLoader, read_pairs_csv
+
+    animator = _animator(model, device)
+    if not animator.model.has_scale_transform:
+        return None
+    loader, before, after = FrameLoader(eval_cfg.data), [], []
+    for pair in read_pairs_csv(Path(eval_cfg.output) / "pairs.csv"):
+        images = _read_pair(loader, pair, animator.image_size)
+        if images is None:
+            continue
+        source, fed, truth = images
+        animator.set_source(source)
+        rectified = animator.animate(fed).rectified
+        before.append(_ssim(fed, truth, eval_cfg.metric_size))
+        after.append(_ssim(rectified, truth, eval_cfg.metric_size))
+    return Rectification(float(np.mean(before)), float(np.mean(after)), len(before)) if before else None
+
+
+def source_copy_reference(eval_cfg, size: int) -> Reference | None:
+    """Score the "no motion" predictor (the source frame as the prediction) on the evaluation's pairs with the
+    harness's metric functions at the harness's sizes; None when no pair could be read."""
+    from ostnet.evaluation import metrics as M
+    from ostnet.evaluation.protocols import FrameLoader, read_pairs_csv
+
+    loader, scores = FrameLoader(eval_cfg.data), []
+    for pair in read_pairs_csv(Path(eval_cfg.output) / "pairs.csv"):
+        source, truth = loader.load([pair.source, pair.driving], size)
+        if isinstance(source, torch.Tensor) and isinstance(truth, torch.Tensor):
+            p, g = (M.resize_for_metrics(t[None], eval_cfg.metric_size) for t in (source, truth))
+            scores.append((M.ssim(p, g).item(), M.psnr(p, g).item(), M.l1(p, g).item()))
+    if not scores:
+        return None
+    ssim, psnr, l1 = np.mean(np.array(scores), axis=0)
+    return Reference(float(ssim), float(psnr), float(l1), len(scores))
 
 
 def synthetic_sequence(num_frames: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -125,6 +194,9 @@ def animate_comparison(models: list[TrainedModel], out_dir: Path, num_frames: in
             ssim, l1 = _scores(prediction, truth_t)
             rows.append(AnimatedRow(label, runner.mode, to_uint8(prediction), ssim, l1))
     frames = _grid_frames(truth[0], driving, truth, rows)
+    copied = np.repeat(truth[:1], num_frames, axis=0)  # the "no motion" reference
+    ssim, l1 = _scores(to_tensor(copied), truth_t)
+    rows.append(AnimatedRow("reference: source copied", "no motion", copied, ssim, l1))
     gif = _gif_bytes(frames)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = (_write_bytes(out_dir / "comparison.gif", gif), _write_mp4(out_dir / "comparison.mp4", frames))

@@ -30,11 +30,12 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ostnet.demo.report import ReportData, TrainedModel, loss_curves_png, paired_difference, write_report
+from ostnet.demo.report import ReportData, TrainedModel, paired_difference, write_report
 from ostnet.demo.training import (
     LEARNING_RATE,
     PERCEPTUAL_SCALES,
     choose_threads,
+    loss_curves_png,
     resolve_device,
     train_config,
     train_one,
@@ -276,7 +277,14 @@ def _run_stages(cfg: DemoConfig, device: str, start: float) -> DemoResult:
     import torch
 
     from ostnet.data.synthetic import write_synthetic_dataset
-    from ostnet.demo.animation import DRIVING_SCALE, SOURCE_SCALE, animate_comparison, example_pairs
+    from ostnet.demo.animation import (
+        DRIVING_SCALE,
+        SOURCE_SCALE,
+        animate_comparison,
+        example_pairs,
+        rectification_scores,
+        source_copy_reference,
+    )
 
     out, plan, notes = Path(cfg.output), cfg.plan, []
     threads, why = choose_threads(cfg.threads) if device == "cpu" else (torch.get_num_threads(), "GPU run")
@@ -300,6 +308,8 @@ def _run_stages(cfg: DemoConfig, device: str, start: float) -> DemoResult:
     )
     summaries, eval_cfg, face_note = evaluate_models(cfg, data_root, models, device)
     notes += [face_note] if face_note else []
+    reference = source_copy_reference(eval_cfg, 64)
+    rectification = rectification_scores(eval_cfg, models[1], device)
     _stage(4, f"Animating an unseen person whose driving face is {DRIVING_SCALE / SOURCE_SCALE:.1f}x larger", start)
     ssim = [_ssim_by_pair(Path(eval_cfg.output), m.label) for m in models]
     examples = example_pairs(eval_cfg, models, ssim, plan.examples, device)
@@ -310,6 +320,7 @@ def _run_stages(cfg: DemoConfig, device: str, start: float) -> DemoResult:
         models=models, summaries=summaries, ssim_difference=paired_difference(ssim[0], ssim[1]),
         loss_png=loss_curves_png(models), examples=examples, animation=animation, notes=notes,
         seconds=time.perf_counter() - start, perceptual_scales=PERCEPTUAL_SCALES, learning_rate=LEARNING_RATE,
+        reference=reference, rectification=rectification,
     )  # fmt: skip
     report = write_report(out / "report.html", data)
     summary = _write_summary(out / "demo.json", data)
@@ -339,6 +350,8 @@ def _write_summary(path: Path, data: ReportData) -> Path:
         "different_scale": {
             s.label: {**s.means, "pairs": s.pairs_evaluated, "no_face": s.face_missing} for s in data.summaries
         },  # fmt: skip
+        "no_motion_reference": data.reference._asdict() if data.reference is not None else None,
+        "st_rectification_ssim": data.rectification._asdict() if data.rectification is not None else None,
         "verdict": data.verdict.text,
     }
     with atomic_output(path) as tmp:
@@ -353,6 +366,14 @@ def _print_headline(report: Path, data: ReportData) -> None:
             f"{name.upper()} {_fmt(s.means.get(name))}" for name in ("ssim", "psnr", "l1", "scale_error")
         )
         _say(f"  {s.label:<8} different-scale: {values}")
+    if data.reference is not None:
+        ref = data.reference
+        _say(f"  source copied (no motion): SSIM {ref.ssim:.4f}, PSNR {ref.psnr:.4f}, L1 {ref.l1:.4f}")
+    if data.rectification is not None:
+        r = data.rectification
+        _say(
+            f"  OSTNet's ST alone: SSIM of the scaled driving frame to the ground truth {r.before:.4f} -> {r.after:.4f}"
+        )
     _say(f"  {data.verdict.text}")
 
 

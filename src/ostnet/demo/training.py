@@ -1,11 +1,13 @@
 """Training for the demo: the two configs, the machine settings and one ``Trainer`` run under a time budget.
 
 The demo trains with the project's ``Trainer``; this module only builds the configs (the ``tiny`` preset and
-the Baseline, identical but for ST and SE) and shows a progress bar over the wall-clock budget.
+the Baseline, identical but for ST and SE), shows a progress bar over the wall-clock budget and plots the
+loss curves the trainer logged.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -13,6 +15,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 from ostnet.demo.report import TrainedModel
 from ostnet.errors import OstnetError
@@ -150,3 +154,45 @@ def train_one(label: str, cfg, run_dir: Path, models_dir: Path, device: str, pro
         label, m.name, weights, run_dir, trainer.progress.step, seconds,
         m.scale_transform.enabled, m.generator.scale_embedding,
     )  # fmt: skip
+
+
+def read_scalars(run_dir: Path, tag_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one TensorBoard scalar the trainer logged; empty arrays when it has none."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(Path(run_dir) / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    if tag_name not in acc.Tags().get("scalars", []):
+        return np.zeros(0), np.zeros(0)
+    events = acc.Scalars(tag_name)
+    return np.array([e.step for e in events]), np.array([e.value for e in events])
+
+
+def loss_curves_png(models: list[TrainedModel]) -> bytes:
+    """Training-loss curves of the models as a PNG: L_rec^D (shared by both) and the total objective.
+
+    Uses matplotlib's Agg canvas directly (chosen here, not at import; the global backend is not touched).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 3.6), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    panels = (("loss/rec_driving", "L_rec^D: prediction vs ground truth (both models)"),
+              ("loss/total", "total objective (OSTNet's adds L_rec of the rectified frame)"))  # fmt: skip
+    for i, (name, title) in enumerate(panels):
+        ax = fig.add_subplot(1, 2, i + 1)
+        for model in models:
+            steps, values = read_scalars(model.run_dir, name)
+            if len(steps):
+                ax.plot(
+                    steps, values, marker="." if len(steps) < 30 else None, label=f"{model.label} ({model.steps} steps)"
+                )
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("optimiser step")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()

@@ -22,8 +22,12 @@ from torch import Tensor, nn
 NormLayer = Callable[[int], nn.Module]
 
 
-class DownBlock2d(nn.Module):
-    """conv k x k (padding k//2) -> norm -> ReLU -> 2x2 avg pool. (B, C_in, H, W) -> (B, C_out, H/2, W/2)."""
+class SameBlock2d(nn.Module):
+    """conv k x k (padding k//2) -> norm -> ReLU, same resolution. (B, C_in, H, W) -> (B, C_out, H, W).
+
+    The parameter names (``conv``, ``norm``) are FOMM's, so FOMM checkpoints load into this and the two blocks
+    derived from it.
+    """
 
     def __init__(
         self,
@@ -35,47 +39,27 @@ class DownBlock2d(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=kernel_size // 2)
         self.norm = norm_layer(out_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.norm(self.conv(x)))
+
+
+class DownBlock2d(SameBlock2d):
+    """conv k x k (padding k//2) -> norm -> ReLU -> 2x2 avg pool. (B, C_in, H, W) -> (B, C_out, H/2, W/2)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         self.pool = nn.AvgPool2d(kernel_size=(2, 2))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.pool(F.relu(self.norm(self.conv(x))))
+        return self.pool(super().forward(x))
 
 
-class UpBlock2d(nn.Module):
+class UpBlock2d(SameBlock2d):
     """nearest x2 upsample -> conv k x k (pad k//2) -> norm -> ReLU. (B, C_in, H, W) -> (B, C_out, 2H, 2W)."""
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        kernel_size: int = 3,
-        norm_layer: NormLayer = nn.BatchNorm2d,
-    ) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=kernel_size // 2)
-        self.norm = norm_layer(out_features)
-
     def forward(self, x: Tensor) -> Tensor:
-        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        return F.relu(self.norm(self.conv(x)))
-
-
-class SameBlock2d(nn.Module):
-    """conv k x k (padding k//2) -> norm -> ReLU, same resolution. (B, C_in, H, W) -> (B, C_out, H, W)."""
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        kernel_size: int = 3,
-        norm_layer: NormLayer = nn.BatchNorm2d,
-    ) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=kernel_size // 2)
-        self.norm = norm_layer(out_features)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.relu(self.norm(self.conv(x)))
+        return super().forward(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
 class ResBlock2d(nn.Module):
