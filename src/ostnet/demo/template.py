@@ -63,9 +63,10 @@ QUICK_NOTE = (
     "the method; run <code>ostnet demo</code> without <code>--quick</code> for that."
 )
 NOT_BETTER_NOTE = (
-    "Possible reasons, in order of likelihood: a training budget too short for ST to pay off (try a larger "
-    "<code>--budget</code>), a busy machine (see the steps each model got under Training), or a different seed "
-    "(<code>--seed</code>). Nothing in this report was tuned to change the verdict."
+    "What to try: a larger <code>--budget</code>, or a GPU. Within a few CPU minutes neither model has learned "
+    "much motion (compare both with the reference row and the animation), so the comparison mostly measures "
+    "how well each reproduces the source's appearance. Another <code>--seed</code> shows how much the result "
+    "varies. Nothing in this report was tuned to change the verdict."
 )
 EXAMPLES_INTRO = (
     "The evaluated pairs with the strongest shrinking and enlarging of the driving face, chosen by their scale "
@@ -104,6 +105,7 @@ SETUP_ITEMS = (
     "same-identity pairs of held-out people, each twice with the driving frame resized by α, β ~ U[0.7, 1.3]; "
     "the ground truth is the original driving frame), scored at 256×256 by the <code>ostnet evaluate</code> "
     "harness (files in <code>evaluation/</code>).",
-    "These are tiny models trained for minutes on cartoon faces: the numbers show the effect of ST + SE under "
-    "equal conditions, not the paper's image quality, and are not comparable with the paper's tables.",
+    "These are tiny models trained for minutes on cartoon faces: the numbers compare ST + SE with the Baseline "
+    "under equal conditions at that scale; they are not the paper's image quality and not comparable with the "
+    "paper's tables.",
 )
