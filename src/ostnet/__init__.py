@@ -9,8 +9,7 @@ Public API (imported lazily, so ``import ostnet`` is cheap and has no side effec
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ostnet._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -26,8 +25,4 @@ _LAZY = {
 
 __all__ = ["__version__", *_LAZY]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'ostnet' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -11,8 +11,7 @@ Names are imported lazily, so ``import ostnet.data`` loads nothing heavy.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ostnet._lazy import lazy_getattr
 
 _LAZY = {
     "VideoEntry": "ostnet.data.dataset",
@@ -36,8 +35,4 @@ _LAZY = {
 
 __all__ = list(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'ostnet.data' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -13,8 +13,7 @@ Names are imported lazily, so ``import ostnet.demo`` loads neither torch nor mat
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ostnet._lazy import lazy_getattr
 
 _LAZY = {
     "DemoConfig": "ostnet.demo.run",
@@ -28,8 +27,4 @@ _LAZY = {
 
 __all__ = list(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'ostnet.demo' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -12,8 +12,7 @@ Names are imported lazily, so ``import ostnet.evaluation`` loads neither dlib no
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ostnet._lazy import lazy_getattr
 
 _LAZY = {
     "l1": "ostnet.evaluation.metrics",
@@ -39,8 +38,4 @@ _LAZY = {
 
 __all__ = list(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'ostnet.evaluation' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -5,8 +5,7 @@ Names are imported lazily so that ``import ostnet.training`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ostnet._lazy import lazy_getattr
 
 _LAZY = {
     "Trainer": "ostnet.training.trainer",
@@ -23,8 +22,4 @@ _LAZY = {
 
 __all__ = list(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'ostnet.training' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -1,0 +1,18 @@
+"""Lazy public names for packages: ``import ostnet.x`` stays cheap and free of side effects."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+
+def lazy_getattr(package: str, names: dict[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` that imports ``names[attr]`` (a module path) on first access."""
+
+    def __getattr__(name: str) -> Any:
+        if name in names:
+            return getattr(importlib.import_module(names[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
