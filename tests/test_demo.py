@@ -70,6 +70,15 @@ def test_quick_demo_table_has_both_rows_and_the_honest_verdict(quick_demo):
     assert ("did NOT beat" in summary["verdict"]) == lost
 
 
+def test_demo_data_moves_more_than_the_plain_synthetic_clips(quick_demo):
+    out, _, _ = quick_demo
+    assert D.FULL_PLAN.motion == D.QUICK_PLAN.motion == D.MOTION > 1.0
+    spec = json.loads((out / "data" / "synthetic.json").read_text())["spec"]
+    assert spec["motion"] == D.QUICK_PLAN.motion
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert f"head motion {D.QUICK_PLAN.motion:g}×" in html
+
+
 def test_quick_demo_embeds_every_picture(quick_demo):
     out, _, _ = quick_demo
     html = (out / "report.html").read_text(encoding="utf-8")

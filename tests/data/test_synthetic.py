@@ -38,9 +38,7 @@ def test_render_shape_and_content(size):
     image = render_head(_params(), size)
     assert image.shape == (size, size, 3) and image.dtype == np.uint8
     skin = np.array(sample_identity(5).skin)
-    centre = image[
-        size // 2 - size // 16 : size // 2 + size // 16, size // 2 - size // 5 : size // 2 - size // 8
-    ]
+    centre = image[size // 2 - size // 16 : size // 2 + size // 16, size // 2 - size // 5 : size // 2 - size // 8]
     assert np.abs(centre.reshape(-1, 3).mean(0) - skin).max() < 40  # cheek below the left eye is skin
     assert image.std() > 20  # not a flat image
 
@@ -85,6 +83,40 @@ def test_sequences_are_deterministic_smooth_and_alive():
     assert eyes.min() < 0.2 and eyes.max() > 0.7  # blinks
     assert np.abs(np.diff(yaw)).max() < 0.05 and np.ptp(yaw) > 0.02
     assert np.all(np.abs(scale / 0.8 - 1) < 0.05)
+
+
+def test_motion_factor_moves_the_head_more_within_limits():
+    plain = sample_sequence(3, 40, scale=0.8, rng=np.random.default_rng(1))
+    assert sample_sequence(3, 40, scale=0.8, rng=np.random.default_rng(1), motion=1.0) == plain
+
+    def spread(frames):
+        pose = np.array([[f.pose.yaw, f.pose.roll, f.pose.x, f.pose.y] for f in frames])
+        return np.ptp(pose, axis=0), np.abs(pose).max(0)
+
+    for seed in range(4):
+        calm, _ = spread(sample_sequence(3, 40, scale=0.8, rng=np.random.default_rng(seed)))
+        moving, peak = spread(sample_sequence(3, 40, scale=0.8, rng=np.random.default_rng(seed), motion=3.0))
+        assert np.all(moving > 1.5 * calm)  # yaw, roll and drift all vary more within the clip
+        limits = [synthetic.MAX_YAW, synthetic.MAX_ROLL, synthetic.MAX_OFFSET, synthetic.MAX_OFFSET]
+        assert np.all(peak <= np.array(limits) + 1e-12)
+    still = sample_sequence(3, 40, scale=0.8, rng=np.random.default_rng(1), motion=0.0)
+    assert {(f.pose.yaw, f.pose.roll, f.pose.x, f.pose.y) for f in still} == {(0.0, 0.0, 0.0, 0.0)}
+    with pytest.raises(ValueError, match="motion"):
+        sample_sequence(3, 4, scale=0.8, rng=np.random.default_rng(1), motion=-1.0)
+
+
+def test_dataset_motion_lowers_the_similarity_of_frames_of_one_video(tmp_path):
+    kwargs = dict(num_identities=2, videos_per_identity=1, num_frames=16, size=32, test_identities=1)
+    change = {}
+    for motion in (1.0, 3.0):
+        root = write_synthetic_dataset(tmp_path / f"m{motion}", motion=motion, **kwargs)
+        assert json.loads((root / "synthetic.json").read_text())["spec"]["motion"] == motion
+        video = next((root / "train").iterdir())
+        frames = np.stack([load_image(f) for f in sorted(video.iterdir())]).astype(np.float32)
+        change[motion] = np.abs(frames[:, None] - frames[None]).mean()  # mean over all frame pairs
+    assert change[3.0] > 2 * change[1.0]
+    with pytest.raises(OstnetError, match="motion"):
+        write_synthetic_dataset(tmp_path / "bad", motion=-0.5, **kwargs)
 
 
 def test_write_dataset_layout_and_ground_truth(tmp_path):

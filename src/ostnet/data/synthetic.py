@@ -144,17 +144,26 @@ def _blinks(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
     return 1.0 - closure
 
 
+MAX_YAW, MAX_ROLL, MAX_OFFSET = 0.9, 0.4, 0.35  # limits of the head pose at large ``motion``
+
+
 def sample_sequence(
-    identity_seed: int, num_frames: int, *, scale: float, rng: np.random.Generator
+    identity_seed: int, num_frames: int, *, scale: float, rng: np.random.Generator, motion: float = 1.0
 ) -> list[HeadParams]:
     """A smooth clip of ``num_frames`` frames of the person ``identity_seed`` at base ``scale``.
 
     The mouth moves like speech (3-5 Hz syllables under a slow envelope), the eyes blink, the head yaws
     (<= ~0.35 rad), rolls (<= ~0.1 rad), drifts (<= ~0.06 in normalised units) and the scale breathes by
-    <= ~4 %. ``rng`` drives all motion, so the same rng state gives the same clip.
+    <= ~4 %. ``motion`` (>= 0, default 1) multiplies the head motion: the yaw, roll and drift amplitudes
+    and the speed of the head's waves (so that short clips also move), clipped to |yaw| <= MAX_YAW,
+    |roll| <= MAX_ROLL and a face centre within MAX_OFFSET of the frame centre; the scale breathing is not
+    changed (scale belongs to the dataset's ``scale_range``). ``rng`` drives all motion, so the same rng
+    state gives the same clip; ``motion=1`` gives exactly the clips of the plain call.
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    if not motion >= 0.0:
+        raise ValueError(f"motion must be >= 0, got {motion}")
     identity = sample_identity(identity_seed)
     t = np.arange(num_frames, dtype=np.float64)
     syllables = 0.5 - 0.5 * np.cos(2 * math.pi * rng.uniform(3.0, 5.0) * t / FPS + rng.uniform(0, 6.3))
@@ -163,10 +172,12 @@ def sample_sequence(
     mouth_width = 1.0 + _wave(rng, t, 0.12, (0.2, 0.8)) - 0.12 * mouth_open
     eye_open = _blinks(rng, t) * rng.uniform(0.8, 1.0)
     brow = np.clip(_wave(rng, t, 0.8, (0.1, 0.6)), -1.0, 1.0)
-    yaw = _wave(rng, t, rng.uniform(0.1, 0.35), (0.1, 0.5))
-    roll = _wave(rng, t, rng.uniform(0.03, 0.1), (0.1, 0.4))
-    x = rng.uniform(-0.06, 0.06) + _wave(rng, t, 0.04, (0.05, 0.3))
-    y = rng.uniform(-0.04, 0.06) + _wave(rng, t, 0.03, (0.05, 0.3))
+    head_t = t * max(1.0, motion)  # faster head waves at large motion (identical at motion <= 1)
+    yaw = np.clip(motion * _wave(rng, head_t, rng.uniform(0.1, 0.35), (0.1, 0.5)), -MAX_YAW, MAX_YAW)
+    roll = np.clip(motion * _wave(rng, head_t, rng.uniform(0.03, 0.1), (0.1, 0.4)), -MAX_ROLL, MAX_ROLL)
+    x = motion * (rng.uniform(-0.06, 0.06) + _wave(rng, head_t, 0.04, (0.05, 0.3)))
+    y = motion * (rng.uniform(-0.04, 0.06) + _wave(rng, head_t, 0.03, (0.05, 0.3)))
+    x, y = np.clip(x, -MAX_OFFSET, MAX_OFFSET), np.clip(y, -MAX_OFFSET, MAX_OFFSET)
     scales = scale * (1.0 + _wave(rng, t, 0.04, (0.03, 0.2)))
     return [
         HeadParams(
@@ -335,6 +346,7 @@ class SyntheticSpec:
     scale_range: tuple[float, float] = (0.6, 1.0)
     seed: int = 0
     test_identities: int = 2
+    motion: float = 1.0  # head-motion factor of ``sample_sequence``
 
     def check(self) -> None:
         """Raise OstnetError for arguments that cannot make a train and a test split."""
@@ -347,10 +359,10 @@ class SyntheticSpec:
             )
         if self.size < 8:
             raise OstnetError(f"synthetic dataset: size must be >= 8, got {self.size}")
+        if not self.motion >= 0.0:
+            raise OstnetError(f"synthetic dataset: motion must be >= 0, got {self.motion}")
         if not 0.0 < self.scale_range[0] <= self.scale_range[1]:
-            raise OstnetError(
-                f"synthetic dataset: scale range must be 0 < low <= high, got {self.scale_range}"
-            )
+            raise OstnetError(f"synthetic dataset: scale range must be 0 < low <= high, got {self.scale_range}")
 
 
 def _write_video(folder: Path, frames: list[HeadParams], size: int) -> None:
@@ -380,6 +392,7 @@ def write_synthetic_dataset(
     scale_range: tuple[float, float] = (0.6, 1.0),
     seed: int = 0,
     test_identities: int = 2,
+    motion: float = 1.0,
     overwrite: bool = False,
 ) -> Path:
     """Write a synthetic talking-head dataset in the FOMM layout and return ``root``.
@@ -388,20 +401,19 @@ def write_synthetic_dataset(
     the last ``test_identities`` identities go to ``test/``. ``root/synthetic.json`` holds, for every video,
     its split and identity and for every frame the true ``scale``, face ``center`` (x, y) in [-1, 1],
     ``face_height`` (fraction of the frame height), yaw, roll and the expression. Each video's base scale
-    is drawn from U(scale_range). Deterministic in ``seed``.
+    is drawn from U(scale_range). ``motion`` multiplies the head motion within each video (see
+    ``sample_sequence``; 1 = the plain clips). Deterministic in ``seed`` and ``motion``.
 
     The dataset is built in a temporary folder beside ``root`` and moved into place at the end, so an
     interrupted run leaves nothing. An existing non-empty ``root`` is an OstnetError unless ``overwrite``.
     """
     spec = SyntheticSpec(
-        num_identities, videos_per_identity, num_frames, size, tuple(scale_range), seed, test_identities
+        num_identities, videos_per_identity, num_frames, size, tuple(scale_range), seed, test_identities, motion
     )
     spec.check()
     root = Path(root)
     if root.exists() and not (root.is_dir() and (overwrite or not any(root.iterdir()))):
-        raise OstnetError(
-            f"{root}: already exists and is not an empty folder (use --overwrite to replace it)"
-        )
+        raise OstnetError(f"{root}: already exists and is not an empty folder (use --overwrite to replace it)")
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = root.parent / f".{root.name}.{uuid.uuid4().hex[:8]}.part"
     try:
@@ -422,7 +434,7 @@ def _fill_dataset(tmp: Path, spec: SyntheticSpec) -> None:
             name = f"id{i:05d}#vid{j:02d}#000000#{spec.num_frames:06d}.mp4"
             rng = np.random.default_rng([spec.seed, i, j])
             scale = float(rng.uniform(*spec.scale_range))
-            frames = sample_sequence(identity_seed, spec.num_frames, scale=scale, rng=rng)
+            frames = sample_sequence(identity_seed, spec.num_frames, scale=scale, rng=rng, motion=spec.motion)
             _write_video(tmp / split / name, frames, spec.size)
             truth = [_frame_truth(p) for p in frames]
             videos.append({"split": split, "name": name, "identity": f"id{i:05d}", "frames": truth})

@@ -153,8 +153,8 @@ def source_copy_reference(eval_cfg, size: int) -> Reference | None:
     return Reference(float(ssim), float(psnr), float(l1), len(scores))
 
 
-def synthetic_sequence(num_frames: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """An unseen person talking: (driving, truth), each uint8 (N, 64, 64, 3).
+def synthetic_sequence(num_frames: int, seed: int, motion: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """An unseen person talking with head-motion factor ``motion``: (driving, truth), each uint8 (N, 64, 64, 3).
 
     ``driving`` shows the face at DRIVING_SCALE; ``truth`` is the same motion rendered at SOURCE_SCALE (what a
     perfect model makes of the source ``truth[0]``).
@@ -162,7 +162,7 @@ def synthetic_sequence(num_frames: int, seed: int) -> tuple[np.ndarray, np.ndarr
     from ostnet.data.synthetic import render_head, sample_sequence
 
     rng = np.random.default_rng([seed, 4242])
-    params = sample_sequence(UNSEEN_IDENTITY + seed, num_frames, scale=DRIVING_SCALE, rng=rng)
+    params = sample_sequence(UNSEEN_IDENTITY + seed, num_frames, scale=DRIVING_SCALE, rng=rng, motion=motion)
     ratio = SOURCE_SCALE / DRIVING_SCALE
     driving = np.stack([render_head(p, 64) for p in params])
     truth = np.stack([render_head(replace(p, scale=p.scale * ratio), 64) for p in params])
@@ -177,10 +177,13 @@ def _scores(prediction: torch.Tensor, truth: torch.Tensor) -> tuple[float, float
     return float(M.ssim(p, g).mean()), float(M.l1(p, g).mean())
 
 
-def animate_comparison(models: list[TrainedModel], out_dir: Path, num_frames: int, seed: int, device: str):
-    """Animate the unseen person with each model; write ``comparison.gif``, ``comparison.mp4`` and return an
-    AnimationResult (strips, scores against the ground truth and the GIF's bytes)."""
-    driving, truth = synthetic_sequence(num_frames, seed)
+def animate_comparison(
+    models: list[TrainedModel], out_dir: Path, num_frames: int, seed: int, device: str, motion: float = 1.0
+):
+    """Animate the unseen person (head-motion factor ``motion``, as the training clips) with each model; write
+    ``comparison.gif``, ``comparison.mp4`` and return an AnimationResult (strips, scores against the ground
+    truth and the GIF's bytes)."""
+    driving, truth = synthetic_sequence(num_frames, seed, motion)
     driving_t, truth_t = to_tensor(driving), to_tensor(truth)  # (N, 3, 64, 64)
     rows = []
     for model in models:

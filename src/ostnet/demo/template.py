@@ -87,8 +87,10 @@ RECTIFICATION_NOTE = (
 LOSS_CAPTION = "Training losses as logged by the trainer (TensorBoard scalars in <code>runs/*/tensorboard</code>)."
 SETUP_ITEMS = (
     "Data: procedural talking heads (<code>ostnet synth</code>): {num_identities} identities × "
-    "{videos_per_identity} video(s) × {num_frames} frames at 64×64, per-video face scale ~ U{scale_range}; the "
-    "last {test_identities} identities are held out and only used for evaluation.",
+    "{videos_per_identity} video(s) × {num_frames} frames at 64×64, per-video face scale ~ U{scale_range}, "
+    "head motion {motion:g}× that of <code>ostnet synth</code> (larger turns, tilts and shifts, so that copying "
+    "the source frame is a poor prediction and a model must transfer motion); the last {test_identities} "
+    "identities are held out and only used for evaluation.",
     "Models: the <code>tiny</code> preset (OSTNet at 64×64 with ST and SE) and the Baseline, the same network "
     "with <code>scale_transform.enabled=False</code> and <code>generator.scale_embedding=False</code>. Same "
     "seed, data, batch ({batch_size}), losses (Eq. 6 / Eq. 10) and optimiser: Adam with learning rate {lr:g} "
