@@ -31,8 +31,15 @@ def main() -> None:
     if not model.has_scale_transform:
         raise SystemExit(f"{args.checkpoint}: model {model.cfg.name!r} has no scale transformation")
     data = PairDataset(
-        args.dataset, args.split, image_size=model.image_size, id_sampling=False, augment=True,
-        flip=False, time_flip=False, color_jitter=False, seed=args.seed,
+        args.dataset,
+        args.split,
+        image_size=model.image_size,
+        id_sampling=False,
+        augment=True,
+        flip=False,
+        time_flip=False,
+        color_jitter=False,
+        seed=args.seed,
     )
     rows = {"driving": [], "rectified": []}
     with torch.inference_mode():

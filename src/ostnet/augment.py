@@ -77,9 +77,7 @@ def _axis_map(size: int, canvas: int, start: int) -> tuple[float, float]:
     return (size - 1) / (canvas - 1), (2 * start + size - canvas) / (canvas - 1)
 
 
-def sample_scale_factors(
-    batch: int, delta: float, generator: torch.Generator | None = None
-) -> tuple[Tensor, Tensor]:
+def sample_scale_factors(batch: int, delta: float, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """Draw (alpha, beta), each (batch,) float32 ~ U[1 - delta, 1 + delta] (Sec. 3.4), alpha first."""
     if not 0.0 <= delta < 1.0:
         raise ValueError(f"delta must be in [0, 1), got {delta}")
@@ -153,9 +151,7 @@ def expression_preserved_augmentation(
         drawn_alpha, drawn_beta = sample_scale_factors(batch, delta, generator)
         alphas = drawn_alpha if alphas is None else alphas
         betas = drawn_beta if betas is None else betas
-    out = torch.cat(
-        [_augment_one(images[i : i + 1], float(alphas[i]), float(betas[i])) for i in range(batch)]
-    )
+    out = torch.cat([_augment_one(images[i : i + 1], float(alphas[i]), float(betas[i])) for i in range(batch)])
     if not batched:
         return AugmentedImage(out[0], alphas[0], betas[0])
     return AugmentedImage(out, alphas, betas)

@@ -79,9 +79,7 @@ def load_fomm_parts(path: Path) -> dict[str, dict[str, Tensor]]:
             f"{path}: not a PyTorch checkpoint readable with weights_only=True ({type(exc).__name__})"
         ) from None
     if not isinstance(checkpoint, dict):
-        raise OstnetError(
-            f"{path}: not a FOMM checkpoint (top level is {type(checkpoint).__name__}, not a dict)"
-        )
+        raise OstnetError(f"{path}: not a FOMM checkpoint (top level is {type(checkpoint).__name__}, not a dict)")
     missing = [part for part in _PARTS if not isinstance(checkpoint.get(part), dict)]
     if missing:
         raise OstnetError(f"{path}: not a FOMM checkpoint: no {' or '.join(missing)} state dict")

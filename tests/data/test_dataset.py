@@ -213,9 +213,7 @@ def test_augmentation_changes_the_driving_frame_only(coded_root):
         assert not torch.allclose(pair.driving, pair.target, atol=1e-3)
     resized = _plain(coded_root, image_size=SIZE)[0]
     video, frame, _ = _decode(resized.source)
-    assert torch.allclose(
-        resized.source * 255, torch.from_numpy(_coded_frame(video, frame)).permute(2, 0, 1).float()
-    )
+    assert torch.allclose(resized.source * 255, torch.from_numpy(_coded_frame(video, frame)).permute(2, 0, 1).float())
 
 
 def test_dataloader_collates_training_pairs(coded_root):

@@ -79,9 +79,7 @@ def test_block_shapes_and_fomm_attribute_names():
     assert SameBlock2d(4, 6, kernel_size=7)(x).shape == (2, 6, 16, 16)
     assert ResBlock2d(4)(x).shape == x.shape
     assert set(dict(DownBlock2d(4, 6).named_children())) >= {"conv", "norm"}
-    assert {"conv1.weight", "conv2.weight", "norm1.running_mean", "norm2.bias"} <= set(
-        ResBlock2d(4).state_dict()
-    )
+    assert {"conv1.weight", "conv2.weight", "norm1.running_mean", "norm2.bias"} <= set(ResBlock2d(4).state_dict())
 
 
 def test_upblock_upsamples_nearest_before_conv():
@@ -212,9 +210,7 @@ def test_dense_motion_shapes_and_identity_motion():
     grid = make_coordinate_grid(32, 32).expand(2, 32, 32, 2)
     torch.testing.assert_close(motion.deformation, grid, atol=1e-5, rtol=0)
     down = net.down(source)
-    torch.testing.assert_close(
-        motion.sparse_deformed, down[:, None].expand(2, 11, 3, 32, 32), atol=1e-5, rtol=0
-    )
+    torch.testing.assert_close(motion.sparse_deformed, down[:, None].expand(2, 11, 3, 32, 32), atol=1e-5, rtol=0)
 
 
 def test_sparse_motions_analytic():

@@ -50,9 +50,7 @@ def identity_of(name: str) -> str:
 
 
 def _frame_files(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    )
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
 def _entry(path: Path) -> VideoEntry | None:
@@ -230,9 +228,7 @@ class PairDataset(Dataset[TrainingPair]):
         for entry in self.videos:
             by_identity.setdefault(entry.identity, []).append(entry)
         self.identities = sorted(by_identity)
-        self._groups = (
-            [by_identity[name] for name in self.identities] if id_sampling else [[v] for v in self.videos]
-        )
+        self._groups = [by_identity[name] for name in self.identities] if id_sampling else [[v] for v in self.videos]
         self._lengths: dict[Path, int] = {}
         self.num_skipped = 0
         self.skipped_files: set[Path] = set()
@@ -289,8 +285,7 @@ class PairDataset(Dataset[TrainingPair]):
                 continue
             return self._make_pair(frames, rng, index)
         raise OstnetError(
-            f"{self.root / self.split}: {self.max_retries} training pairs in a row were unreadable "
-            f"(last: {last_error})"
+            f"{self.root / self.split}: {self.max_retries} training pairs in a row were unreadable (last: {last_error})"
         )
 
     def _num_frames(self, entry: VideoEntry) -> int:
@@ -310,9 +305,7 @@ class PairDataset(Dataset[TrainingPair]):
         self._lengths.pop(entry.path, None)
         message = str(exc)
         # OstnetError messages start with "<file>: ", naming the bad frame rather than the whole video.
-        bad = (
-            Path(message.split(":", 1)[0]) if isinstance(exc, OstnetError) and ":" in message else entry.path
-        )
+        bad = Path(message.split(":", 1)[0]) if isinstance(exc, OstnetError) and ":" in message else entry.path
         if bad not in self.skipped_files:
             warnings.warn(f"skipping an unreadable training pair: {message}", RuntimeWarning, stacklevel=3)
         self.skipped_files.add(bad)
