@@ -33,13 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ostnet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"ostnet.commands.{name}")
-        except ModuleNotFoundError as exc:  # a command still under construction
-            if exc.name == f"ostnet.commands.{name}":
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(f"ostnet.commands.{name}").register(sub)
     return parser
 
 
