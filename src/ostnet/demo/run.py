@@ -48,7 +48,7 @@ BASELINE_TIME_FACTOR = 2.0  # the Baseline's time limit, in budgets (it trains O
 # Head motion of the demo's clips, times the synthetic default. At 1 the frames of a clip differ so little that
 # copying the source frame scores SSIM ~0.96 and both models learn to copy it, so no motion is transferred and
 # scale never matters; at 3 the source copy scores ~0.86 and a model has to move the face.
-MOTION = 3.0
+MOTION = 4.0
 
 
 @dataclass(frozen=True)
