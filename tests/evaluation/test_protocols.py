@@ -174,3 +174,19 @@ def test_unknown_protocol_and_empty_dataset(tmp_path):
     (tmp_path / "test").mkdir()
     with pytest.raises(OstnetError, match="no videos found"):
         P.build_pairs("same-scale", tmp_path)
+
+
+def test_relative_dataset_root_gives_loadable_pairs(tmp_path, monkeypatch):
+    """A relative --data (e.g. `demo/data`) must not be resolved twice when the pair list is read back."""
+    for name in ("a#v0.mp4", "b#v0.mp4"):
+        folder = tmp_path / "ds" / "test" / name
+        folder.mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (8, 8), (i, i, i)).save(folder / f"{i:07d}.png")
+    monkeypatch.chdir(tmp_path)
+    pairs = P.build_pairs("same-scale", "ds", "test", P.SamplingOptions(num_pairs=4, num_videos=2, seed=0))
+    P.write_pairs_csv("pairs.csv", pairs)
+    again = P.read_pairs_csv("pairs.csv")
+    P.validate_pairs(again, "ds", "pairs.csv")
+    frames = P.FrameLoader("ds").load([p.source for p in again], 4)
+    assert all(not isinstance(f, OstnetError) for f in frames)

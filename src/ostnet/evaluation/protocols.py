@@ -263,10 +263,14 @@ class SamplingOptions:
 def build_pairs(
     protocol: str, root: str | os.PathLike, split: str = "test", opts: SamplingOptions | None = None
 ) -> list[Pair]:
-    """The pair list of ``protocol`` for the videos of ``root/<split>`` (sorted by name)."""
+    """The pair list of ``protocol`` for the videos of ``root/<split>`` (sorted by name).
+
+    Frame references are written with absolute paths: a relative path in a CSV means "relative to the dataset
+    root", so paths relative to the working directory would be resolved twice.
+    """
     opts = opts or SamplingOptions()
     check_protocol(protocol)
-    videos = list_videos(root, split)
+    videos = list_videos(Path(root).resolve(), split)
     if protocol == "reconstruction":
         return sample_reconstruction(videos, opts.reconstruction_videos)
     if protocol == "cross-identity":
