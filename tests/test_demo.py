@@ -272,3 +272,16 @@ def test_examples_are_the_most_shrunk_and_most_enlarged_pairs():
     pairs = [Pair(i, "s", "d", a, b) for i, (a, b) in enumerate(factors)]
     assert [p.pair_id for p in pick_examples(pairs, 4)] == [1, 2, 4, 5]
     assert [p.pair_id for p in pick_examples(pairs, 1)] == [2]
+
+
+def test_an_evaluation_that_failed_for_every_pair_stops_the_demo(tmp_path, monkeypatch):
+    import ostnet.evaluation.evaluate as E
+
+    empty = [
+        CheckpointSummary("OSTNet", "o.safetensors", 10, 0, 10, 0),
+        CheckpointSummary("Baseline", "b", 10, 10, 0, 0),
+    ]
+    monkeypatch.setattr(E, "run_evaluation", lambda cfg: empty)
+    cfg = D.DemoConfig(output=str(tmp_path / "demo"), quick=True)
+    with pytest.raises(OstnetError, match="failed for every pair"):
+        D.evaluate_models(cfg, tmp_path, [], "cpu")

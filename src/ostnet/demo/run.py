@@ -247,7 +247,14 @@ def evaluate_models(cfg: DemoConfig, data_root: Path, models: list[TrainedModel]
         num_samples=8,
         progress=cfg.progress,
     )
-    return run_evaluation(eval_cfg), eval_cfg, note
+    summaries = run_evaluation(eval_cfg)
+    failed = [s.label for s in summaries if s.pairs_evaluated == 0]
+    if failed:  # a demo whose evaluation produced nothing must not look like a result
+        raise OstnetError(
+            f"the evaluation of {', '.join(failed)} failed for every pair; reasons in "
+            f"{Path(eval_cfg.output) / failed[0] / 'per_pair.csv'}"
+        )
+    return summaries, eval_cfg, note
 
 
 def _ssim_by_pair(eval_dir: Path, label: str) -> dict[int, float]:
