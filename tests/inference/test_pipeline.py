@@ -278,9 +278,11 @@ def test_side_by_side_and_driving_frames_without_a_face(shared_dir, tmp_path, ti
         source=shared_dir / "data/portraits/s9.jpg", driving=driving, output=tmp_path / "sbs.mp4",
         side_by_side=True, progress=False,
     )  # fmt: skip
-    summary = animate_video(options, animator=Animator(tiny_model, device="cpu"))
+    counted = []
+    summary = animate_video(options, animator=Animator(tiny_model, device="cpu"), on_frames=counted.append)
     info = probe_video(options.output)
     assert (info.width, info.height, info.num_frames, info.fps) == (3 * 64, 64, 8, 12.5)
+    assert counted == [8]  # one batch of the default size 8: progress reported per animated batch
     assert summary.frames_without_face == 3 and not summary.audio_kept
     assert any("no usable face in 3 of 8 frames" in w for w in summary.warnings)
 
@@ -341,3 +343,13 @@ def test_frame_folder_is_removed_when_interrupted(tmp_path):
         folder.write(np.zeros((4, 4, 3), np.uint8))
         raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
+
+
+def test_animator_for_maps_best_frame_to_a_relative_anchor(tiny_model, tmp_path):
+    from ostnet.inference.pipeline import animator_for
+
+    options = AnimateOptions(source=tmp_path / "s.png", driving=tmp_path / "d.mp4", output=tmp_path / "o.mp4")
+    assert animator_for(tiny_model, options).mode == "anchor-free"  # tiny has ST: auto = anchor-free
+    best = AnimateOptions(**{**options.__dict__, "mode": "best-frame", "adapt_scale": True, "device": "cpu"})
+    animator = animator_for(tiny_model, best)
+    assert animator.mode == "relative" and animator.adapt_scale and animator.device.type == "cpu"

@@ -22,7 +22,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,11 +144,16 @@ class _Stopwatch:
         return StageTimes(**self.seconds)
 
 
-def animate_video(options: AnimateOptions, animator: Animator | None = None) -> AnimateSummary:
+def animate_video(
+    options: AnimateOptions,
+    animator: Animator | None = None,
+    on_frames: Callable[[int], None] | None = None,
+) -> AnimateSummary:
     """Animate ``options.source`` with ``options.driving`` into ``options.output`` (see the module docstring).
 
     ``animator`` (optional) is used as is, e.g. with a model built in memory: its own mode, device and dtype
     win over the options' (best-frame needs a ``relative`` Animator); otherwise the checkpoint is loaded.
+    ``on_frames(n)`` (optional) is called after every animated batch of n frames (progress for a UI).
     Raises ``OstnetError`` ("<file>: <problem>") for any bad input; the output then does not exist.
     """
     start = time.perf_counter()
@@ -167,7 +172,7 @@ def animate_video(options: AnimateOptions, animator: Animator | None = None) -> 
     with DrivingFaces(options.driving, options.crop) as faces:
         crops, best = _driving_crops(options, total, source, animator, faces, watch, warnings)
         compose = _Composer(options, source, animator.image_size)
-        _encode(options, total, crops, animator, compose, writer, folder, watch)
+        _encode(options, total, crops, animator, compose, writer, folder, watch, on_frames)
     if faces.missing:
         warnings.append(f"{options.driving}: no usable face in {faces.missing} of {total} frames; kept the last crop")
     return AnimateSummary(
@@ -215,6 +220,7 @@ def _encode(
     writer: VideoWriter,
     folder: FrameFolder | None,
     watch: _Stopwatch,
+    on_frames: Callable[[int], None] | None = None,
 ) -> None:
     """The streaming loop: batch crops, animate, compose, encode; outputs are renamed into place at the end."""
     with ExitStack() as stack:
@@ -231,6 +237,8 @@ def _encode(
                     if folder is not None:
                         folder.write(frame)
             bar.update(len(batch))
+            if on_frames is not None:
+                on_frames(len(batch))
         with watch("encode"):
             writer.close()
 
@@ -257,7 +265,11 @@ def load_animator(options: AnimateOptions) -> Animator:
 
     if options.checkpoint is None:
         raise OstnetError("no checkpoint given (--checkpoint)")
-    model = load_checkpoint(options.checkpoint)
+    return animator_for(load_checkpoint(options.checkpoint), options)
+
+
+def animator_for(model, options: AnimateOptions) -> Animator:
+    """An Animator for ``model`` with the options' device, dtype and mode (best-frame sets a relative anchor)."""
     mode = "relative" if options.mode == "best-frame" else options.mode
     return Animator(model, device=options.device, dtype=options.dtype, mode=mode, adapt_scale=options.adapt_scale)
 

@@ -16,8 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ostnet.errors import OstnetError
-from ostnet.inference.animator import DTYPES, Animator, FrameBatch
-from ostnet.inference.pipeline import MODES, AnimateOptions, AnimateSummary, CropOptions, animate_video
+from ostnet.inference.animator import DTYPES, Animator
+from ostnet.inference.pipeline import (
+    MODES,
+    AnimateOptions,
+    AnimateSummary,
+    CropOptions,
+    animate_video,
+    animator_for,
+)
 from ostnet.io.video import probe_video
 from ostnet.web.multipart import FormData, FormFile
 from ostnet.web.page import PageInfo
@@ -122,19 +129,6 @@ class Progress:
             return {"busy": self.stage != "idle", "stage": self.stage, "done": self.done, "total": self.total}
 
 
-class ProgressAnimator(Animator):
-    """An Animator that counts the frames it animates into a ``Progress`` (the pipeline is unchanged)."""
-
-    def __init__(self, model, progress: Progress, **kwargs) -> None:
-        super().__init__(model, **kwargs)
-        self.progress = progress
-
-    def animate(self, driving) -> FrameBatch:
-        batch = super().animate(driving)
-        self.progress.add(int(batch.prediction.shape[0]))
-        return batch
-
-
 def _ascii_stem(name: str, fallback: str) -> str:
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).stem).strip("._")[:40]
     return stem or fallback
@@ -142,7 +136,8 @@ def _ascii_stem(name: str, fallback: str) -> str:
 
 class WebApp:
     """The web demo's state. ``animator`` is the model loaded once at start-up; each job gets a light
-    ``ProgressAnimator`` that shares its model, device and dtype with the job's motion mode.
+    Animator (``pipeline.animator_for``) that shares its model, device and dtype, with the job's motion mode;
+    frame progress comes from ``animate_video``'s ``on_frames`` callback.
 
     Args:
         animator: the loaded model.
@@ -193,7 +188,9 @@ class WebApp:
         output = self.folder / "results" / f"{result_id}.mp4"
         try:
             self.progress.start("preparing", probe_video(job.driving.path).num_frames)
-            summary = animate_video(self._options(job, output), animator=self._animator_for(job))
+            options = self._options(job, output)
+            animator = animator_for(self.animator.model, options)  # the loaded model, this job's mode
+            summary = animate_video(options, animator=animator, on_frames=self.progress.add)
         except OstnetError as exc:
             message = self._for_user(str(exc), job)
             self._log(f"refused {job.source.filename!r} + {job.driving.filename!r}: {message}")
@@ -227,19 +224,9 @@ class WebApp:
             crop=CropOptions(enabled=job.crop),
             paste_back=job.paste_back,
             side_by_side=job.side_by_side,
-            progress=False,
-        )
-
-    def _animator_for(self, job: JobRequest) -> ProgressAnimator:
-        base = self.animator
-        mode = "relative" if job.mode == "best-frame" else job.mode  # best-frame sets a relative anchor
-        return ProgressAnimator(
-            base.model,
-            self.progress,
-            device=str(base.device),
+            device=str(self.animator.device),
             dtype=self.dtype,
-            mode=mode,
-            adapt_scale=job.adapt_scale,
+            progress=False,
         )
 
     def _for_user(self, message: str, job: JobRequest) -> str:
@@ -261,4 +248,4 @@ class WebApp:
             self.log(line)
 
 
-__all__ = ["JobRequest", "Progress", "ProgressAnimator", "Result", "WebApp"]
+__all__ = ["JobRequest", "Progress", "Result", "WebApp"]
