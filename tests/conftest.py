@@ -2,11 +2,12 @@
 
 Tests that use the real sample material read it from ``../shared`` beside the repository (present in CI and
 in the developers' checkouts, absent in a user's clone); such tests use the ``shared_dir`` fixture, which
-skips only when that folder is genuinely absent.
+skips only when that folder is genuinely absent, and fails instead when ``CI`` is set.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,10 @@ SHARED = REPO_ROOT.parent / "shared"
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not (SHARED / "data").is_dir():
-        pytest.skip("../shared (sample clips, portraits, fixtures) is not beside this checkout")
+        message = "../shared (sample clips, portraits, fixtures) is not beside this checkout"
+        if os.environ.get("CI"):  # CI always has it: a missing folder there is a failure, never a silent skip
+            pytest.fail(message)
+        pytest.skip(message)
     return SHARED
 
 
