@@ -173,15 +173,9 @@ class Animator:
         return self._step(state, frames, anchor=None).prediction
 
     def _driving_keypoints(self, state: SourceState, frames: Tensor) -> tuple[Keypoints, Tensor, Tensor | None]:
-        """Keypoints that drive the generator, the rectified frames and z (the per-frame part of Fig. 2)."""
-        model = self.model
-        kp_driving = model.detect(frames)
-        st = model.rectify(state.kp, kp_driving, frames)
-        if st is None:
-            return kp_driving, frames, None
-        if self.mode == "absolute":
-            return kp_driving, frames, st.z
-        return model.detect(st.rectified), st.rectified, st.z
+        """Keypoints that drive the generator, the rectified frames and z (``OSTNet.drive``)."""
+        driven = self.model.drive(state.kp, frames, rectify=self.mode != "absolute")
+        return driven.kp_motion, driven.rectified, None if driven.st is None else driven.st.z
 
     def _step(self, state: SourceState, frames: Tensor, anchor: Keypoints | None = ...) -> FrameBatch:
         anchor = self.anchor if anchor is ... else anchor

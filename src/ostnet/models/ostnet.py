@@ -13,6 +13,8 @@ that work that depends only on the source is done once.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from torch import Tensor, nn
 
 from ostnet.config import ModelConfig, model_preset
@@ -21,6 +23,16 @@ from ostnet.models.generator_ostnet import OSTNetGenerator
 from ostnet.models.keypoint_detector import KeypointDetector
 from ostnet.models.outputs import GeneratorOutput, Keypoints, ModelOutput, ScaleTransformOutput
 from ostnet.models.scale_transform import ScaleTransform
+
+
+class DrivingFrames(NamedTuple):
+    """Per-frame driving quantities: keypoints of I_D, the keypoints that drive the generator (those of I_D^
+    with ST), the rectified image I_D^ (I_D without ST) and the ST output (None without ST)."""
+
+    kp_driving: Keypoints
+    kp_motion: Keypoints
+    rectified: Tensor
+    st: ScaleTransformOutput | None
 
 
 class OSTNet(nn.Module):
@@ -68,6 +80,18 @@ class OSTNet(nn.Module):
             return None
         return self.scale_transform(kp_source.value, kp_driving.value, driving)
 
+    def drive(self, kp_source: Keypoints, driving: Tensor, rectify: bool = True) -> DrivingFrames:
+        """The per-frame part of Fig. 2 before the generator: F_kp(I_D), ST (Sec. 3.2), F_kp(I_D^).
+
+        With ``rectify=False`` (the Animator's ``absolute`` mode) the driving keypoints drive the generator as
+        they are; ST still runs when the model has it, because SE needs its z.
+        """
+        kp_driving = self.detect(driving)
+        st = self.rectify(kp_source, kp_driving, driving)
+        if st is None or not rectify:
+            return DrivingFrames(kp_driving, kp_driving, driving, st)
+        return DrivingFrames(kp_driving, self.detect(st.rectified), st.rectified, st)
+
     def prepare_source(self, source: Tensor, kp_source: Keypoints):
         """Everything of the generator that depends on the source alone (computed once per source)."""
         return self.generator.prepare_source(source, kp_source)
@@ -83,20 +107,18 @@ class OSTNet(nn.Module):
         """source, driving: (B, C, S, S) in [0, 1] -> ModelOutput (prediction I_rst and all intermediates)."""
         self.check_images(source=source, driving=driving)
         kp_source = self.detect(source)
-        kp_driving = self.detect(driving)
-        st = self.rectify(kp_source, kp_driving, driving)
-        rectified = driving if st is None else st.rectified
-        kp_rectified = kp_driving if st is None else self.detect(rectified)
+        frames = self.drive(kp_source, driving)
+        st = frames.st
         z = None if st is None else st.z
-        gen = self.generate(self.prepare_source(source, kp_source), kp_rectified, self.embedding_code(z))
+        gen = self.generate(self.prepare_source(source, kp_source), frames.kp_motion, self.embedding_code(z))
         return ModelOutput(
             prediction=gen.prediction,
-            rectified=rectified,
+            rectified=frames.rectified,
             z=z,
             fiducial_points=None if st is None else st.fiducial,
             kp_source=kp_source,
-            kp_driving=kp_driving,
-            kp_rectified=kp_rectified,
+            kp_driving=frames.kp_driving,
+            kp_rectified=frames.kp_motion,
             deformation=gen.motion.deformation,
             occlusion=gen.motion.occlusion,
             deformed=gen.deformed,
