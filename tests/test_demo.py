@@ -70,13 +70,15 @@ def test_quick_demo_table_has_both_rows_and_the_honest_verdict(quick_demo):
     assert ("did NOT beat" in summary["verdict"]) == lost
 
 
-def test_demo_data_moves_more_than_the_plain_synthetic_clips(quick_demo):
+def test_demo_data_pans_and_is_textured_as_the_plan_says(quick_demo):
     out, _, _ = quick_demo
-    assert D.FULL_PLAN.motion == D.QUICK_PLAN.motion == D.MOTION > 1.0
+    clips = D.FULL_PLAN.clips
+    assert D.QUICK_PLAN.clips == clips == D.CLIPS and clips.camera > 0 and clips.texture > 0
     spec = json.loads((out / "data" / "synthetic.json").read_text())["spec"]
-    assert spec["motion"] == D.QUICK_PLAN.motion
+    assert (spec["motion"], spec["camera"], spec["texture"]) == (clips.motion, clips.camera, clips.texture)
     html = (out / "report.html").read_text(encoding="utf-8")
-    assert f"head motion {D.QUICK_PLAN.motion:g}×" in html
+    assert f"ostnet synth --camera {clips.camera:g} --texture {clips.texture:g}" in html
+    assert "<code>model.keypoints.num_kp=5</code>" in html  # the demo's overrides are listed
 
 
 def test_quick_demo_embeds_every_picture(quick_demo):
@@ -247,7 +249,7 @@ def _fake_report(ssim_baseline: float, ssim_ostnet: float, copy_ssim: float = 0.
     rows = tuple(R.AnimatedRow(m.label, "absolute", frames, 0.5, 0.1) for m in models)
     animation = R.AnimationResult(tile, frames, frames, rows, R.png_bytes(tile), (Path("a/c.gif"),), 1.7, (0, 2))
     return R.ReportData("ostnet demo", False, "cpu", 10.0, D.asdict(D.FULL_PLAN), models, summaries, None,
-                        R.png_bytes(tile), [example], animation, perceptual_scales=(0.5,),
+                        R.png_bytes(tile), [example], animation, overrides=("optim.lr=0.001",),
                         reference=R.Reference(copy_ssim, 20.0, 0.1, 4))  # fmt: skip
 
 

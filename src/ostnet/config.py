@@ -114,6 +114,9 @@ class LossConfig:
     lambda_dist: float = 10.0
     perceptual_scales: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
     perceptual_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)
+    # Not in the paper (0 = Eq. 7 as published): weight of a mean absolute pixel difference added at every
+    # pyramid level. ``ostnet demo`` uses it because its VGG-19 is random (no weights offline); see docs/design.md.
+    pixel_weight: float = 0.0
     equivariance_jacobian: bool = True
     kp_distance_margin: float = 0.1  # gamma in Eq. 9 (App. B)
     tps_sigma_affine: float = 0.05  # FOMM equivariance transform (reference-architecture.md §6.2)

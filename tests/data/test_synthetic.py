@@ -57,6 +57,23 @@ def test_face_scale_and_centre_match_the_parameters():
         assert abs(centre - (key[1] + 1) / 2 * (size - 1)) <= 1.0
 
 
+def test_texture_moves_with_the_head_and_the_background_stays():
+    size, shift = 64, 6  # pixels
+    dx = 2.0 * shift / size  # exactly 4 * shift pixels of the 4x supersampled canvas
+    base = HeadParams(sample_identity(5), Expression(), Pose(x=-0.2), scale=0.6)
+    moved = replace(base, pose=Pose(x=-0.2 + dx))
+    flat, a, b = render_head(base, size), render_head(base, size, 0.3), render_head(moved, size, 0.3)
+    face = (slice(26, 34), slice(16, 22))  # inside the face at x = -0.2
+    shifted = (face[0], slice(16 + shift, 22 + shift))
+    assert np.abs(a[face].astype(int) - flat[face]).max() > 15  # the pattern is there
+    assert np.abs(a[face].astype(int) - b[shifted]).max() <= 2  # and travels with the face
+    corner = (slice(0, 6), slice(58, 64))  # background far from both heads
+    assert np.array_equal(a[corner], b[corner]) and np.abs(a[corner].astype(int) - flat[corner]).max() > 5
+    assert flat[0, 0].tolist() == flat[0, 5].tolist()  # texture 0: flat colours, as before
+    with pytest.raises(ValueError, match="texture"):
+        render_head(base, size, 1.0)
+
+
 def test_expression_changes_the_mouth_and_eyes():
     base = _params()
     closed = render_head(base, 128).astype(np.int32)
@@ -161,7 +178,7 @@ def test_write_dataset_is_deterministic_and_refuses_to_clobber(tmp_path):
 def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     calls = []
 
-    def interrupt(folder, frames, size):
+    def interrupt(folder, frames, size, texture):
         calls.append(folder)
         if len(calls) == 2:
             raise KeyboardInterrupt
@@ -175,7 +192,7 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
 
 def test_synth_command(tmp_path, capsys):
     out = tmp_path / "cli"
-    args = ["synth", "--output", str(out), "--identities", "3", "--test-identities", "1"]
+    args = ["synth", "--output", str(out), "--identities", "3", "--test-identities", "1", "--texture", "0.2"]
     assert cli_main([*args, "--frames", "2", "--size", "16", "--seed", "1"]) == 0
     assert len(list((out / "train").iterdir())) == 4 and "wrote 6 videos" in capsys.readouterr().out
     assert cli_main(args) == 2  # exists already

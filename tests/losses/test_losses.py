@@ -46,6 +46,28 @@ def test_perceptual_is_weighted_sum_over_layers_and_scales(random_vgg):
     assert torch.allclose(half, total / 2, rtol=1e-5)
 
 
+def test_perceptual_runs_vgg_only_to_the_last_weighted_slice(random_vgg):
+    pred, target = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    weights = (1.0, 2.0, 0.5, 0.0, 0.0)
+    loss = PerceptualLoss(random_vgg, (1.0,), weights)
+    assert loss.slices == 3
+    assert [f.shape[1] for f in loss.features(pred)[0]] == [3, 64, 128, 256]  # pixels, relu1_1..relu3_1
+    full = sum(w * (p - t).abs().mean() for w, p, t in zip(weights, random_vgg(pred), random_vgg(target), strict=True))
+    assert torch.allclose(loss(pred, target), full, rtol=1e-5)
+    with pytest.raises(ValueError, match="non-zero"):
+        PerceptualLoss(random_vgg, (1.0,), (0.0,) * 5)
+
+
+def test_perceptual_pixel_term_adds_the_pyramid_l1(random_vgg):
+    pred, target = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    scales, weights = (1.0, 0.5), (1.0,) * 5
+    plain = PerceptualLoss(random_vgg, scales, weights)(pred, target)
+    with_pixels = PerceptualLoss(random_vgg, scales, weights, pixel_weight=3.0)(pred, target)
+    levels = zip(ImagePyramid(scales)(pred), ImagePyramid(scales)(target), strict=True)
+    pixel_l1 = sum((p - t).abs().mean() for p, t in levels)
+    assert torch.allclose(with_pixels - plain, 3.0 * pixel_l1, rtol=1e-4)
+
+
 def test_pyramid_uses_antialiased_downsampling():
     pyramid = ImagePyramid((1.0, 0.5, 0.25))
     x = torch.ones(1, 3, 32, 32)

@@ -29,6 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar=("LOW", "HIGH"),
         help="range of each video's face scale (0.6 1.0)",
     )
+    parser.add_argument("--motion", type=float, default=1.0, metavar="M", help="head-motion factor (1)")
+    parser.add_argument(
+        "--camera", type=float, default=0.0, metavar="A", help="camera-pan amplitude, frame units (0: still)"
+    )
+    parser.add_argument(
+        "--texture", type=float, default=0.0, metavar="T", help="shading-pattern strength in [0, 1) (0: flat colours)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
     parser.set_defaults(handler=run)
@@ -47,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
         scale_range=(args.scale_range[0], args.scale_range[1]),
         seed=args.seed,
         test_identities=args.test_identities,
+        motion=args.motion,
+        camera=args.camera,
+        texture=args.texture,
         overwrite=args.overwrite,
     )
     num_videos = args.identities * args.videos

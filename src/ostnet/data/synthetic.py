@@ -53,6 +53,7 @@ class Identity:
     hair_volume: float
     hair_length: float  # how far down the back hair reaches (-0.3 short .. 1.0 long)
     fringe: float  # y of the fringe's lower edge (-0.8 high forehead .. -0.45 low)
+    pattern_seed: int = 0  # seed of the person's shading pattern (``render_head(texture=...)``)
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,17 @@ class Pose:
 
 @dataclass(frozen=True)
 class HeadParams:
-    """One frame: who, what expression, which pose, and how large (face height = FACE_FRACTION * scale)."""
+    """One frame: who, what expression, which pose, and how large (face height = FACE_FRACTION * scale).
+
+    ``camera``: the camera's pan (x, y) in normalised frame units; the whole picture, background included,
+    moves by it, so the face appears at ``pose + camera``.
+    """
 
     identity: Identity
     expression: Expression
     pose: Pose
     scale: float
+    camera: tuple[float, float] = (0.0, 0.0)
 
 
 def _color(rng: np.random.Generator, low: tuple[int, ...], high: tuple[int, ...]) -> Color:
@@ -122,6 +128,7 @@ def sample_identity(identity_seed: int) -> Identity:
         hair_volume=float(rng.uniform(0.06, 0.25)),
         hair_length=float(rng.uniform(-0.3, 1.0)),
         fringe=float(rng.uniform(-0.8, -0.45)),
+        pattern_seed=int(rng.integers(2**31)),
     )
 
 
@@ -144,11 +151,28 @@ def _blinks(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
     return 1.0 - closure
 
 
+@dataclass(frozen=True)
+class ClipStyle:
+    """How a synthetic clip looks and moves: ``motion`` (head-motion factor), ``camera`` (camera-pan
+    amplitude) of ``sample_sequence`` and ``texture`` (shading-pattern strength) of ``render_head``."""
+
+    motion: float = 1.0
+    camera: float = 0.0
+    texture: float = 0.0
+
+
 MAX_YAW, MAX_ROLL, MAX_OFFSET = 0.9, 0.4, 0.35  # limits of the head pose at large ``motion``
+CAMERA_FREQUENCY = (0.35, 0.9)  # Hz of the camera pan's two sinusoids (about one sweep per 40-frame clip)
 
 
 def sample_sequence(
-    identity_seed: int, num_frames: int, *, scale: float, rng: np.random.Generator, motion: float = 1.0
+    identity_seed: int,
+    num_frames: int,
+    *,
+    scale: float,
+    rng: np.random.Generator,
+    motion: float = 1.0,
+    camera: float = 0.0,
 ) -> list[HeadParams]:
     """A smooth clip of ``num_frames`` frames of the person ``identity_seed`` at base ``scale``.
 
@@ -159,11 +183,17 @@ def sample_sequence(
     |roll| <= MAX_ROLL and a face centre within MAX_OFFSET of the frame centre; the scale breathing is not
     changed (scale belongs to the dataset's ``scale_range``). ``rng`` drives all motion, so the same rng
     state gives the same clip; ``motion=1`` gives exactly the clips of the plain call.
+
+    ``camera`` (>= 0, default 0) is the amplitude of a camera pan in normalised frame units (x; y gets 0.6 of
+    it): the whole picture, background included, sweeps to and fro, as with a hand-held camera. Its draws
+    come after all others, so a clip with ``camera=0`` is the clip without a pan.
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     if not motion >= 0.0:
         raise ValueError(f"motion must be >= 0, got {motion}")
+    if not camera >= 0.0:
+        raise ValueError(f"camera must be >= 0, got {camera}")
     identity = sample_identity(identity_seed)
     t = np.arange(num_frames, dtype=np.float64)
     syllables = 0.5 - 0.5 * np.cos(2 * math.pi * rng.uniform(3.0, 5.0) * t / FPS + rng.uniform(0, 6.3))
@@ -179,12 +209,16 @@ def sample_sequence(
     y = motion * (rng.uniform(-0.04, 0.06) + _wave(rng, head_t, 0.03, (0.05, 0.3)))
     x, y = np.clip(x, -MAX_OFFSET, MAX_OFFSET), np.clip(y, -MAX_OFFSET, MAX_OFFSET)
     scales = scale * (1.0 + _wave(rng, t, 0.04, (0.03, 0.2)))
+    pan = np.zeros((2, num_frames))
+    if camera > 0:
+        pan = np.stack([_wave(rng, t, camera, CAMERA_FREQUENCY), _wave(rng, t, 0.6 * camera, CAMERA_FREQUENCY)])
     return [
         HeadParams(
             identity,
             Expression(float(mouth_open[i]), float(mouth_width[i]), float(eye_open[i]), float(brow[i])),
             Pose(float(yaw[i]), float(roll[i]), float(x[i]), float(y[i])),
             float(scales[i]),
+            (float(pan[0, i]), float(pan[1, i])),
         )
         for i in range(num_frames)
     ]
@@ -209,8 +243,8 @@ class _Painter:
         self.cos_yaw, self.sin_yaw = math.cos(params.pose.yaw), math.sin(params.pose.yaw)
         self.cos_roll, self.sin_roll = math.cos(params.pose.roll), math.sin(params.pose.roll)
         self.radius = 0.5 * FACE_FRACTION * params.scale * canvas_size  # face half-height in pixels
-        self.cx = (params.pose.x + 1.0) * 0.5 * canvas_size - 0.5
-        self.cy = (params.pose.y + 1.0) * 0.5 * canvas_size - 0.5
+        self.cx = (params.pose.x + params.camera[0] + 1.0) * 0.5 * canvas_size - 0.5
+        self.cy = (params.pose.y + params.camera[1] + 1.0) * 0.5 * canvas_size - 0.5
 
     def project(self, points: np.ndarray, depth: float | None) -> list[tuple[float, float]]:
         """(N, 2) local points -> canvas pixels. ``depth`` None: silhouette (no yaw foreshortening);
@@ -312,27 +346,78 @@ def _draw_mouth(p: _Painter, ident: Identity, expr: Expression) -> None:
     p.polygon(teeth, (240, 240, 230))
 
 
-def _background(color: Color, size: int) -> Image.Image:
-    ramp = np.linspace(1.12, 0.82, size, dtype=np.float32)[:, None]  # lighter at the top
-    column = np.clip(ramp * np.asarray(color, dtype=np.float32)[None, :], 0, 255).astype(np.uint8)
-    return Image.fromarray(column[:, None, :]).resize((size, size), Image.Resampling.NEAREST)
+def _frame_coordinates(size: int, camera: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised coordinates (x (1, size), y (size, 1)) of the scene behind each pixel of a panned camera."""
+    grid = 2.0 * np.arange(size, dtype=np.float32) / (size - 1) - 1.0
+    return (grid - camera[0])[None, :], (grid - camera[1])[:, None]
 
 
-def render_head(params: HeadParams, size: int) -> np.ndarray:
-    """Draw one frame: uint8 RGB (size, size, 3), supersampled (4x at 64 px, 2x at 256 px), box-filtered."""
+def _background(color: Color, y: np.ndarray) -> np.ndarray:
+    ramp = 0.97 - 0.15 * y[..., None]  # lighter at the top: 1.12 .. 0.82 over the frame
+    return ramp * np.asarray(color, dtype=np.float32)
+
+
+PATTERN_WAVES = 5  # plane waves summed into one shading pattern
+PATTERN_FREQUENCY = (0.6, 2.2)  # cycles per face half-height (per frame half-width for the background)
+
+
+def _pattern(seed: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """A smooth random pattern in [-1, 1] at coordinates (u, v): tanh of a sum of PATTERN_WAVES plane waves."""
+    rng = np.random.default_rng([seed, 31])
+    total = np.zeros(np.broadcast_shapes(u.shape, v.shape), dtype=np.float32)
+    for _ in range(PATTERN_WAVES):
+        angle, freq, phase = rng.uniform(0, math.pi), rng.uniform(*PATTERN_FREQUENCY), rng.uniform(0, 2 * math.pi)
+        total += np.cos(2 * math.pi * freq * (u * math.cos(angle) + v * math.sin(angle)) + phase)
+    return np.tanh(total / math.sqrt(PATTERN_WAVES / 2))
+
+
+def _shading(
+    p: _Painter, seed: int, size: int, texture: float, scene: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Multiplicative shading (1 + texture * pattern) of the person (in face coordinates, so it moves, turns and
+    scales with the head) and of the background (in scene coordinates ``scene``, so it moves only with the
+    camera), each (size, size, 1)."""
+    grid = np.arange(size, dtype=np.float32)
+    dx, dy = (grid[None, :] - p.cx) / p.radius, (grid[:, None] - p.cy) / p.radius
+    u = p.cos_roll * dx + p.sin_roll * dy + 0.1 * p.sin_yaw  # undo project(): roll, then the yaw shift
+    v = -p.sin_roll * dx + p.cos_roll * dy
+    head = 1.0 + texture * _pattern(seed, u, v)
+    background = 1.0 + texture * _pattern(seed + 1, *scene)
+    return head[..., None], background[..., None]
+
+
+def render_head(params: HeadParams, size: int, texture: float = 0.0) -> np.ndarray:
+    """Draw one frame: uint8 RGB (size, size, 3), supersampled (4x at 64 px, 2x at 256 px), box-filtered.
+
+    ``texture`` in [0, 1): strength of a smooth shading pattern on the person and the background (0: flat
+    colours). Flat regions give a reconstruction loss no gradient with respect to motion inside them; a
+    pattern that moves with the head does, as the texture of real faces does.
+    """
     if size < 8:
         raise ValueError(f"size must be >= 8, got {size}")
+    if not 0.0 <= texture < 1.0:
+        raise ValueError(f"texture must be in [0, 1), got {texture}")
     factor = max(1, min(4, math.ceil(256 / size)))
-    canvas = _background(params.identity.background, size * factor)
-    painter = _Painter(params, size * factor, ImageDraw.Draw(canvas))
+    canvas = size * factor
+    layer = Image.new("RGBA", (canvas, canvas), (0, 0, 0, 0))
+    painter = _Painter(params, canvas, ImageDraw.Draw(layer))
     _draw_body_and_hair(painter, params.identity)
     _draw_face(painter, params.identity)
     _draw_eyes(painter, params.identity, params.expression)
     _draw_nose(painter, params.identity)
     _draw_mouth(painter, params.identity, params.expression)
+    rgba = np.asarray(layer, dtype=np.float32)
+    person, alpha = rgba[..., :3], rgba[..., 3:] / 255.0
+    scene = _frame_coordinates(canvas, params.camera)
+    background = np.broadcast_to(_background(params.identity.background, scene[1]), (canvas, canvas, 3))
+    if texture:
+        head, back = _shading(painter, params.identity.pattern_seed, canvas, texture, scene)
+        person, background = person * head, background * back
+    image = np.clip(alpha * person + (1.0 - alpha) * background, 0, 255)
+    out = Image.fromarray(np.round(image).astype(np.uint8))
     if factor > 1:
-        canvas = canvas.reduce(factor)
-    return np.asarray(canvas, dtype=np.uint8)
+        out = out.reduce(factor)
+    return np.asarray(out, dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -347,6 +432,8 @@ class SyntheticSpec:
     seed: int = 0
     test_identities: int = 2
     motion: float = 1.0  # head-motion factor of ``sample_sequence``
+    camera: float = 0.0  # camera-pan amplitude of ``sample_sequence``
+    texture: float = 0.0  # shading-pattern strength of ``render_head`` (0: flat colours)
 
     def check(self) -> None:
         """Raise OstnetError for arguments that cannot make a train and a test split."""
@@ -361,21 +448,25 @@ class SyntheticSpec:
             raise OstnetError(f"synthetic dataset: size must be >= 8, got {self.size}")
         if not self.motion >= 0.0:
             raise OstnetError(f"synthetic dataset: motion must be >= 0, got {self.motion}")
+        if not self.camera >= 0.0:
+            raise OstnetError(f"synthetic dataset: camera must be >= 0, got {self.camera}")
+        if not 0.0 <= self.texture < 1.0:
+            raise OstnetError(f"synthetic dataset: texture must be in [0, 1), got {self.texture}")
         if not 0.0 < self.scale_range[0] <= self.scale_range[1]:
             raise OstnetError(f"synthetic dataset: scale range must be 0 < low <= high, got {self.scale_range}")
 
 
-def _write_video(folder: Path, frames: list[HeadParams], size: int) -> None:
+def _write_video(folder: Path, frames: list[HeadParams], size: int, texture: float) -> None:
     folder.mkdir(parents=True)
     for index, params in enumerate(frames):
-        Image.fromarray(render_head(params, size)).save(folder / f"{index:07d}.png", compress_level=1)
+        Image.fromarray(render_head(params, size, texture)).save(folder / f"{index:07d}.png", compress_level=1)
 
 
 def _frame_truth(params: HeadParams) -> dict[str, object]:
     pose, expression = params.pose, params.expression
     return {
         "scale": params.scale,
-        "center": [pose.x, pose.y],
+        "center": [pose.x + params.camera[0], pose.y + params.camera[1]],
         "face_height": FACE_FRACTION * params.scale,
         **{key: value for key, value in asdict(pose).items() if key in ("yaw", "roll")},
         **asdict(expression),
@@ -393,6 +484,8 @@ def write_synthetic_dataset(
     seed: int = 0,
     test_identities: int = 2,
     motion: float = 1.0,
+    camera: float = 0.0,
+    texture: float = 0.0,
     overwrite: bool = False,
 ) -> Path:
     """Write a synthetic talking-head dataset in the FOMM layout and return ``root``.
@@ -402,13 +495,14 @@ def write_synthetic_dataset(
     its split and identity and for every frame the true ``scale``, face ``center`` (x, y) in [-1, 1],
     ``face_height`` (fraction of the frame height), yaw, roll and the expression. Each video's base scale
     is drawn from U(scale_range). ``motion`` multiplies the head motion within each video (see
-    ``sample_sequence``; 1 = the plain clips). Deterministic in ``seed`` and ``motion``.
+    ``sample_sequence``; 1 = the plain clips) and ``camera`` is the amplitude of its camera pan. ``texture`` is ``render_head``'s shading-pattern strength (0 =
+    flat colours). Deterministic in its arguments.
 
     The dataset is built in a temporary folder beside ``root`` and moved into place at the end, so an
     interrupted run leaves nothing. An existing non-empty ``root`` is an OstnetError unless ``overwrite``.
     """
     spec = SyntheticSpec(
-        num_identities, videos_per_identity, num_frames, size, tuple(scale_range), seed, test_identities, motion
+        num_identities, videos_per_identity, num_frames, size, tuple(scale_range), seed, test_identities, motion, camera, texture
     )
     spec.check()
     root = Path(root)
@@ -434,8 +528,10 @@ def _fill_dataset(tmp: Path, spec: SyntheticSpec) -> None:
             name = f"id{i:05d}#vid{j:02d}#000000#{spec.num_frames:06d}.mp4"
             rng = np.random.default_rng([spec.seed, i, j])
             scale = float(rng.uniform(*spec.scale_range))
-            frames = sample_sequence(identity_seed, spec.num_frames, scale=scale, rng=rng, motion=spec.motion)
-            _write_video(tmp / split / name, frames, spec.size)
+            frames = sample_sequence(
+                identity_seed, spec.num_frames, scale=scale, rng=rng, motion=spec.motion, camera=spec.camera
+            )
+            _write_video(tmp / split / name, frames, spec.size, spec.texture)
             truth = [_frame_truth(p) for p in frames]
             videos.append({"split": split, "name": name, "identity": f"id{i:05d}", "frames": truth})
     (tmp / "test").mkdir(exist_ok=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ostnet.data.synthetic import ClipStyle
 from ostnet.demo.report import (
     AnimatedRow,
     AnimationResult,
@@ -153,8 +154,8 @@ def source_copy_reference(eval_cfg, size: int) -> Reference | None:
     return Reference(float(ssim), float(psnr), float(l1), len(scores))
 
 
-def synthetic_sequence(num_frames: int, seed: int, motion: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """An unseen person talking with head-motion factor ``motion``: (driving, truth), each uint8 (N, 64, 64, 3).
+def synthetic_sequence(num_frames: int, seed: int, style: ClipStyle) -> tuple[np.ndarray, np.ndarray]:
+    """An unseen person talking in clips of ``style``: (driving, truth), each uint8 (N, 64, 64, 3).
 
     ``driving`` shows the face at DRIVING_SCALE; ``truth`` is the same motion rendered at SOURCE_SCALE (what a
     perfect model makes of the source ``truth[0]``).
@@ -162,10 +163,12 @@ def synthetic_sequence(num_frames: int, seed: int, motion: float = 1.0) -> tuple
     from ostnet.data.synthetic import render_head, sample_sequence
 
     rng = np.random.default_rng([seed, 4242])
-    params = sample_sequence(UNSEEN_IDENTITY + seed, num_frames, scale=DRIVING_SCALE, rng=rng, motion=motion)
+    params = sample_sequence(
+        UNSEEN_IDENTITY + seed, num_frames, scale=DRIVING_SCALE, rng=rng, motion=style.motion, camera=style.camera
+    )
     ratio = SOURCE_SCALE / DRIVING_SCALE
-    driving = np.stack([render_head(p, 64) for p in params])
-    truth = np.stack([render_head(replace(p, scale=p.scale * ratio), 64) for p in params])
+    driving = np.stack([render_head(p, 64, style.texture) for p in params])
+    truth = np.stack([render_head(replace(p, scale=p.scale * ratio), 64, style.texture) for p in params])
     return driving, truth
 
 
@@ -178,12 +181,12 @@ def _scores(prediction: torch.Tensor, truth: torch.Tensor) -> tuple[float, float
 
 
 def animate_comparison(
-    models: list[TrainedModel], out_dir: Path, num_frames: int, seed: int, device: str, motion: float = 1.0
+    models: list[TrainedModel], out_dir: Path, num_frames: int, seed: int, device: str, style: ClipStyle
 ):
-    """Animate the unseen person (head-motion factor ``motion``, as the training clips) with each model; write
+    """Animate the unseen person (in clips of ``style``, as the training clips) with each model; write
     ``comparison.gif``, ``comparison.mp4`` and return an AnimationResult (strips, scores against the ground
     truth and the GIF's bytes)."""
-    driving, truth = synthetic_sequence(num_frames, seed, motion)
+    driving, truth = synthetic_sequence(num_frames, seed, style)
     driving_t, truth_t = to_tensor(driving), to_tensor(truth)  # (N, 3, 64, 64)
     rows = []
     for model in models:

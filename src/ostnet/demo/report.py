@@ -201,8 +201,7 @@ class ReportData:
     animation: AnimationResult
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    perceptual_scales: tuple[float, ...] = ()
-    learning_rate: float = 0.0
+    overrides: tuple[str, ...] = ()  # the demo's overrides of the tiny preset, shared by both models
     reference: Reference | None = None
     rectification: Rectification | None = None
 
@@ -351,8 +350,8 @@ def _training(data: ReportData) -> str:
 
 def _setup(data: ReportData) -> str:
     p = data.plan
-    fields = {**p, "scale_range": tuple(p["scale_range"]), "budget": data.budget_s, "pairs": 2 * p["eval_pairs"],
-              "scales": ", ".join(map(str, data.perceptual_scales)), "lr": data.learning_rate}  # fmt: skip
+    fields = {**p, **p["clips"], "scale_range": tuple(p["scale_range"]), "budget": data.budget_s,
+              "pairs": 2 * p["eval_pairs"], "overrides": " ".join(f"<code>{esc(o)}</code>" for o in data.overrides)}  # fmt: skip
     items = [item.format(**fields) for item in SETUP_ITEMS] + [esc(n) for n in data.notes]
     return tag("ul", "".join(tag("li", i) for i in items), class_="notes")
 

@@ -86,23 +86,24 @@ RECTIFICATION_NOTE = (
 )
 LOSS_CAPTION = "Training losses as logged by the trainer (TensorBoard scalars in <code>runs/*/tensorboard</code>)."
 SETUP_ITEMS = (
-    "Data: procedural talking heads (<code>ostnet synth</code>): {num_identities} identities × "
-    "{videos_per_identity} video(s) × {num_frames} frames at 64×64, per-video face scale ~ U{scale_range}, "
-    "head motion {motion:g}× that of <code>ostnet synth</code> (larger turns, tilts and shifts, so that copying "
-    "the source frame is a poor prediction and a model must transfer motion); the last {test_identities} "
+    "Data: procedural talking heads (<code>ostnet synth --camera {camera:g} --texture {texture:g}</code>): "
+    "{num_identities} identities × {videos_per_identity} video(s) × {num_frames} frames at 64×64, per-video "
+    "face scale ~ U{scale_range}, head motion {motion:g}×, a hand-held camera pan of amplitude {camera:g} and a "
+    "shading pattern of strength {texture:g} on the person and the background. With flat colours and a still "
+    "camera neither model learned any motion within minutes (docs/demo.md). The last {test_identities} "
     "identities are held out and only used for evaluation.",
     "Models: the <code>tiny</code> preset (OSTNet at 64×64 with ST and SE) and the Baseline, the same network "
     "with <code>scale_transform.enabled=False</code> and <code>generator.scale_embedding=False</code>. Same "
-    "seed, data, batch ({batch_size}), losses (Eq. 6 / Eq. 10) and optimiser: Adam with learning rate {lr:g} "
-    "instead of the paper's 2e-4, which is meant for 100 epochs (in a 150 s trial 1e-3 reached a ~30 % lower "
-    "training loss at equal steps; chosen on the training loss).",
+    "seed, data, batch ({batch_size}), losses (Eq. 6 / Eq. 10) and optimiser. Demo-scale overrides of the "
+    "preset, the same for both: {overrides}.",
     "Budget: OSTNet trained for {budget:.0f} s (<code>TrainConfig.max_seconds</code>), then the Baseline for "
     "the same number of optimiser steps (see Training for the seconds each took). Equal steps rather than "
     "equal seconds, because on a shared machine the time a step takes changes with the load; the Baseline is "
     "cheaper per step, so it needs less time.",
     "<b>The perceptual loss uses a RANDOM VGG-19</b> (<code>loss.allow_random_vgg=True</code>): no pretrained "
-    "weights are available offline. Real training needs torchvision's ImageNet VGG-19.",
-    "The perceptual loss is computed on the {scales} pyramid levels of the 64×64 images only, to fit the CPU budget.",
+    "weights are available offline. Real training needs torchvision's ImageNet VGG-19. To fit the CPU budget it "
+    "uses the 32×32 pyramid level and VGG up to relu3_1, and, because random features keep colours poorly, a "
+    "pixel L1 term that the paper does not have (<code>loss.pixel_weight</code>).",
     "Evaluation: the <code>different-scale</code> protocol of Sec. 4.1 with {pairs} pairs ({eval_pairs} "
     "same-identity pairs of held-out people, each twice with the driving frame resized by α, β ~ U[0.7, 1.3]; "
     "the ground truth is the original driving frame), scored at 256×256 by the <code>ostnet evaluate</code> "

@@ -47,13 +47,18 @@ class PerceptualLoss(nn.Module):
     Args:
         vgg: the frozen feature extractor (shared, not trained).
         scales: pyramid scales, each 1/n for an integer n.
-        layer_weights: one weight per VGG slice (5 values).
+        layer_weights: one weight per VGG slice (5 values). VGG runs only up to the last slice whose weight is
+            not zero, so (1, 1, 1, 0, 0) also saves the cost of relu4_1 and relu5_1.
+        pixel_weight: weight of an extra mean |y_l - x_l| on the pyramid's pixels (``LossConfig.pixel_weight``;
+            0, the paper's loss, by default).
 
     ``forward(prediction, target)``: both (B, 3, H, W) RGB in [0, 1] -> scalar >= 0; 0 iff the features agree.
     Gradients flow into ``prediction`` only.
     """
 
-    def __init__(self, vgg: Vgg19Features, scales: Sequence[float], layer_weights: Sequence[float]) -> None:
+    def __init__(
+        self, vgg: Vgg19Features, scales: Sequence[float], layer_weights: Sequence[float], pixel_weight: float = 0.0
+    ) -> None:
         super().__init__()
         if len(layer_weights) != 5:
             raise ValueError(f"perceptual_layer_weights needs 5 values (relu1_1..relu5_1), got {len(layer_weights)}")
@@ -61,11 +66,15 @@ class PerceptualLoss(nn.Module):
             raise ValueError("perceptual_scales must not be empty")
         self.vgg = vgg
         self.pyramid = ImagePyramid(scales)
-        self.layer_weights = tuple(float(w) for w in layer_weights)
+        self.slices = max((i + 1 for i, w in enumerate(layer_weights) if w), default=0)
+        if not self.slices:
+            raise ValueError("perceptual_layer_weights: at least one weight must be non-zero")
+        # Entry 0 of a level's features is the level's pixels, then the VGG slices.
+        self.weights = (float(pixel_weight),) + tuple(float(w) for w in layer_weights[: self.slices])
         self._warned_small = False
 
     def features(self, image: Tensor) -> PyramidFeatures:
-        """VGG features of every pyramid level of ``image`` that is at least 16x16 (others are skipped)."""
+        """[pixels, VGG slices...] of every pyramid level of ``image`` that is at least 16x16 (others are skipped)."""
         levels = self.pyramid(image)
         usable = [lvl for lvl in levels if min(lvl.shape[-2:]) >= MIN_VGG_SIZE]
         if len(usable) < len(levels) and not self._warned_small:
@@ -79,7 +88,7 @@ class PerceptualLoss(nn.Module):
             )
         if not usable:
             raise ValueError(f"images of {tuple(image.shape[-2:])} are too small for the VGG-19 perceptual loss")
-        return [self.vgg(level) for level in usable]
+        return [[level, *self.vgg(level, self.slices)] for level in usable]
 
     def target_features(self, target: Tensor) -> PyramidFeatures:
         """Detached features of the target (computed without building a graph)."""
@@ -87,10 +96,11 @@ class PerceptualLoss(nn.Module):
             return self.features(target)
 
     def distance(self, prediction: Tensor, target_feats: PyramidFeatures) -> Tensor:
-        """sum over scales and layers of w_i mean |V_i(prediction_l) - V_i(target_l)|, a float32 scalar."""
+        """sum over scales and layers of w_i mean |V_i(prediction_l) - V_i(target_l)| (plus the pixel term), a
+        float32 scalar."""
         total = prediction.new_zeros((), dtype=torch.float32)
         for pred_level, target_level in zip(self.features(prediction), target_feats, strict=True):
-            for weight, p, t in zip(self.layer_weights, pred_level, target_level, strict=True):
+            for weight, p, t in zip(self.weights, pred_level, target_level, strict=True):
                 if weight:
                     total = total + weight * (p.float() - t.float()).abs().mean()
         return total

@@ -86,11 +86,14 @@ class Vgg19Features(nn.Module):
         """Always eval mode: an enclosing module's ``train()`` cannot switch the frozen network."""
         return super().train(False)
 
-    def forward(self, image: Tensor) -> list[Tensor]:
+    def forward(self, image: Tensor, slices: int = len(SLICE_ENDS)) -> list[Tensor]:
+        """The first ``slices`` feature maps (all 5 by default); the layers after them are not run."""
+        if not 1 <= slices <= len(SLICE_ENDS):
+            raise ValueError(f"slices must be in 1..{len(SLICE_ENDS)}, got {slices}")
         x = (image - self.mean.to(image.dtype)) / self.std.to(image.dtype)
         outputs = []
         start = 0
-        for end in SLICE_ENDS:
+        for end in SLICE_ENDS[:slices]:
             for layer in self.features[start:end]:
                 x = layer(x)
             outputs.append(x)
