@@ -495,14 +495,23 @@ def write_synthetic_dataset(
     its split and identity and for every frame the true ``scale``, face ``center`` (x, y) in [-1, 1],
     ``face_height`` (fraction of the frame height), yaw, roll and the expression. Each video's base scale
     is drawn from U(scale_range). ``motion`` multiplies the head motion within each video (see
-    ``sample_sequence``; 1 = the plain clips) and ``camera`` is the amplitude of its camera pan. ``texture`` is ``render_head``'s shading-pattern strength (0 =
-    flat colours). Deterministic in its arguments.
+    ``sample_sequence``; 1 = the plain clips) and ``camera`` is the amplitude of its camera pan. ``texture``
+    is ``render_head``'s shading-pattern strength (0 = flat colours). Deterministic in its arguments.
 
     The dataset is built in a temporary folder beside ``root`` and moved into place at the end, so an
     interrupted run leaves nothing. An existing non-empty ``root`` is an OstnetError unless ``overwrite``.
     """
     spec = SyntheticSpec(
-        num_identities, videos_per_identity, num_frames, size, tuple(scale_range), seed, test_identities, motion, camera, texture
+        num_identities,
+        videos_per_identity,
+        num_frames,
+        size,
+        tuple(scale_range),
+        seed,
+        test_identities,
+        motion,
+        camera,
+        texture,
     )
     spec.check()
     root = Path(root)

@@ -350,8 +350,9 @@ def _training(data: ReportData) -> str:
 
 def _setup(data: ReportData) -> str:
     p = data.plan
+    overrides = " ".join(f"<code>{esc(o)}</code>" for o in data.overrides)
     fields = {**p, **p["clips"], "scale_range": tuple(p["scale_range"]), "budget": data.budget_s,
-              "pairs": 2 * p["eval_pairs"], "overrides": " ".join(f"<code>{esc(o)}</code>" for o in data.overrides)}  # fmt: skip
+              "pairs": 2 * p["eval_pairs"], "overrides": overrides}  # fmt: skip
     items = [item.format(**fields) for item in SETUP_ITEMS] + [esc(n) for n in data.notes]
     return tag("ul", "".join(tag("li", i) for i in items), class_="notes")
 

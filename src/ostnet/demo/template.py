@@ -63,10 +63,10 @@ QUICK_NOTE = (
     "the method; run <code>ostnet demo</code> without <code>--quick</code> for that."
 )
 NOT_BETTER_NOTE = (
-    "What to try: a larger <code>--budget</code>, or a GPU. Within a few CPU minutes neither model has learned "
-    "much motion (compare both with the reference row and the animation), so the comparison mostly measures "
-    "how well each reproduces the source's appearance. Another <code>--seed</code> shows how much the result "
-    "varies. Nothing in this report was tuned to change the verdict."
+    "What to try: a larger <code>--budget</code>, or a GPU. A model that has learned little motion (compare "
+    "it with the reference row and the animation) mostly reproduces the source's appearance, and then scale "
+    "cannot matter yet. Another <code>--seed</code> shows how much the result varies (docs/demo.md lists our "
+    "runs). Nothing in this report was tuned to change the verdict of a run."
 )
 EXAMPLES_INTRO = (
     "The evaluated pairs with the strongest shrinking and enlarging of the driving face, chosen by their scale "

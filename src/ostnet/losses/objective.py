@@ -66,9 +66,7 @@ class Objective(nn.Module):
         super().__init__()
         self.cfg = cfg
         vgg = vgg if vgg is not None else build_vgg19(cfg.vgg_weights, cfg.allow_random_vgg)
-        self.perceptual = PerceptualLoss(
-            vgg, cfg.perceptual_scales, cfg.perceptual_layer_weights, cfg.pixel_weight
-        )
+        self.perceptual = PerceptualLoss(vgg, cfg.perceptual_scales, cfg.perceptual_layer_weights, cfg.pixel_weight)
 
     def forward(
         self, model: nn.Module, batch: TrainingPair, out: ModelOutput, *, tps_seed: int | None = None
