@@ -16,7 +16,7 @@ from PIL import Image
 from ostnet import cli
 from ostnet.demo import report as R
 from ostnet.demo import run as D
-from ostnet.demo.animation import pick_examples
+from ostnet.demo.animation import DRIVING_FACTORS, pick_examples, synthetic_sequence
 from ostnet.errors import OstnetError
 from ostnet.evaluation.report import CheckpointSummary
 
@@ -247,7 +247,7 @@ def _fake_report(ssim_baseline: float, ssim_ostnet: float, copy_ssim: float = 0.
     outputs = tuple(R.ModelImage(m.label, tile, 0.5) for m in models)
     example = R.ExamplePair(0, 0.8, 1.2, tile, tile, tile, tile, outputs)
     rows = tuple(R.AnimatedRow(m.label, "absolute", frames, 0.5, 0.1) for m in models)
-    animation = R.AnimationResult(tile, frames, frames, rows, R.png_bytes(tile), (Path("a/c.gif"),), 1.7, (0, 2))
+    animation = R.AnimationResult(tile, frames, frames, rows, R.png_bytes(tile), (Path("a/c.gif"),), (1.0, 0.7), (0, 2))
     return R.ReportData("ostnet demo", False, "cpu", 10.0, D.asdict(D.FULL_PLAN), models, summaries, None,
                         R.png_bytes(tile), [example], animation, overrides=("optim.lr=0.001",),
                         reference=R.Reference(copy_ssim, 20.0, 0.1, 4))  # fmt: skip
@@ -287,3 +287,20 @@ def test_an_evaluation_that_failed_for_every_pair_stops_the_demo(tmp_path, monke
     cfg = D.DemoConfig(output=str(tmp_path / "demo"), quick=True)
     with pytest.raises(OstnetError, match="failed for every pair"):
         D.evaluate_models(cfg, tmp_path, [], "cpu")
+
+
+def test_animation_driving_is_the_truth_made_narrower_by_the_augmentation():
+    import torch
+
+    from ostnet.augment import augmentation_affine
+
+    driving, truth = synthetic_sequence(3, 0, D.CLIPS)
+    assert driving.shape == truth.shape == (3, 64, 64, 3)
+    alpha, beta = DRIVING_FACTORS
+    affine = augmentation_affine(alpha, beta, 64, 64)
+    expected = torch.tensor([beta / max(alpha, beta), alpha / max(alpha, beta)])  # (x, y): narrower, as tall
+    assert torch.allclose(affine.scale, expected, atol=0.01)
+    # columns outside the squeezed image are the augmentation's zero padding; rows are untouched
+    left = round((1 - beta) * 64 / 2) - 1
+    assert driving[:, :, :left].max() == 0 and truth[:, :, :left].max() > 0
+    assert driving[:, :, 32].std() > 10  # the picture is still there in the middle

@@ -86,7 +86,8 @@ class AnimatedRow(NamedTuple):
 @dataclass(frozen=True)
 class AnimationResult:
     """The animation: source (64, 64, 3), driving and truth (N, 64, 64, 3), one row per model/mode, the GIF,
-    the files written, the driving/source face-size ratio and the frame indices shown in the strips."""
+    the files written, the augmentation factors (alpha, beta) of the driving video and the frame indices shown
+    in the strips."""
 
     source: np.ndarray
     driving: np.ndarray
@@ -94,7 +95,7 @@ class AnimationResult:
     rows: tuple[AnimatedRow, ...]
     gif: bytes
     files: tuple[Path, ...]
-    scale_ratio: float
+    driving_factors: tuple[float, float]
     shown: tuple[int, ...]
 
 
@@ -331,7 +332,7 @@ def _animation(data: ReportData) -> str:
              for r in a.rows]  # fmt: skip
     frames = f"frames {', '.join(map(str, a.shown))}"
     return (
-        tag("p", ANIMATION_INTRO.format(ratio=a.scale_ratio))
+        tag("p", ANIMATION_INTRO.format(alpha=a.driving_factors[0], beta=a.driving_factors[1]))
         + figure
         + table(["", frames, "mode", "SSIM ↑", "L1 ↓"], rows)
     )

@@ -74,8 +74,9 @@ EXAMPLES_INTRO = (
     "source's scale (Sec. 3.2). SSIM per pair from the evaluation."
 )
 ANIMATION_INTRO = (
-    "An unseen person; the driving face is {ratio:.1f}× larger than the source face. The ground truth is the "
-    "same motion at the source's size. OSTNet runs anchor-free; the Baseline has no scale transformation, so "
+    "An unseen person. The driving video is the ground truth after the paper's expression-preserved "
+    "augmentation with α = {alpha:g}, β = {beta:g} (Sec. 3.4): the same motion with the face {beta:g}× as wide "
+    "as the source's. OSTNet runs anchor-free; the Baseline has no scale transformation, so "
     "it runs with absolute keypoints (as in the evaluation) and, as FOMM users would, with motion relative to "
     "the first driving frame. SSIM and L1 against the ground truth, over all frames at 256×256."
 )
