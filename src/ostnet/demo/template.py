@@ -78,7 +78,9 @@ ANIMATION_INTRO = (
     "augmentation with α = {alpha:g}, β = {beta:g} (Sec. 3.4): the same motion with the face {beta:g}× as wide "
     "as the source's. OSTNet runs anchor-free; the Baseline has no scale transformation, so "
     "it runs with absolute keypoints (as in the evaluation) and, as FOMM users would, with motion relative to "
-    "the first driving frame. SSIM and L1 against the ground truth, over all frames at 256×256."
+    "the first driving frame. SSIM and L1 against the ground truth, over all frames at 256×256. This is one "
+    "sequence of one person: its scores change from run to run much more than the evaluation's above, which is "
+    "the measurement."
 )
 RECTIFICATION_NOTE = (
     "<b>The scale transformation on its own</b> (Sec. 3.2): over all {count} evaluated pairs, the scaled "
