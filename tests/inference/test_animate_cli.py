@@ -168,13 +168,16 @@ def _env() -> dict[str, str]:
 def test_ctrl_c_leaves_no_partial_output(shared_dir, tmp_path, checkpoint):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    cmd = _cli("--source", shared_dir / "data/portraits/s42.jpg", "--driving", shared_dir / "data/clips/d3.mp4",
+    # d6 (33 s) rather than a short clip, so the run is still going when the interrupt arrives
+    cmd = _cli("--source", shared_dir / "data/portraits/s42.jpg", "--driving", shared_dir / "data/clips/d6.mp4",
                "--checkpoint", checkpoint, "--output", out_dir / "o.mp4", "--frames", out_dir / "frames",
                "--batch-size", 2, "--quiet")  # fmt: skip
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120  # a guard against hanging, not a timing assertion
-        while not any(".part" in p.name for p in out_dir.iterdir()):  # writing has started
+        # the video's temporary file (".o.<hex>.part.mp4"): encoding has started; the frames folder's may only
+        # appear at the end of a run, and an interrupt sent then can arrive after the process has finished
+        while not any(p.name.startswith(".o.") and ".part" in p.name for p in out_dir.iterdir()):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the temporary output never appeared"
             time.sleep(0.05)
