@@ -2,6 +2,8 @@
 
     python benchmarks/train_throughput.py                       # ostnet-vox-256, CPU (+ CUDA fp32/bf16 if present)
     python benchmarks/train_throughput.py --devices cuda --precisions fp32 bf16 --batch-size 8
+    python benchmarks/train_throughput.py --preset tiny --batch-size 4 --demo    # the demo's loss and keypoints
+    python benchmarks/train_throughput.py --preset tiny --set loss.pixel_weight=5  # any config overrides
 
 Measures the full step the trainer runs: forward, the complete objective (VGG-19 perceptual pyramid,
 equivariance, keypoint distance), backward and the Adam update, on random images. The VGG has random weights
@@ -16,7 +18,7 @@ import warnings
 
 import torch
 
-from ostnet.config import train_preset
+from ostnet.config import apply_overrides, train_preset
 from ostnet.data.dataset import TrainingPair
 from ostnet.losses.objective import Objective
 from ostnet.losses.vgg import Vgg19Features
@@ -35,9 +37,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(preset: str, device: torch.device, precision: str, batch: int, steps: int, warmup: int) -> float:
-    """Samples per second over ``steps`` timed steps after ``warmup`` untimed ones."""
-    cfg = train_preset(preset)
+def measure(cfg, device: torch.device, precision: str, batch: int, steps: int, warmup: int) -> float:
+    """Samples per second of the TrainConfig ``cfg`` over ``steps`` timed steps after ``warmup`` untimed ones."""
     model = build_model(cfg.model).to(device).train()
     vgg = Vgg19Features()
     vgg.randomize()
@@ -63,14 +64,23 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides")
+    parser.add_argument("--demo", action="store_true", help="the overrides `ostnet demo` trains with")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message=".*RANDOM VGG-19.*")
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    params = count_parameters(build_model(train_preset(args.preset).model))
+    overrides = list(args.set)
+    if args.demo:
+        from ostnet.demo.training import demo_overrides
+
+        overrides = [*demo_overrides(), *overrides]
+    cfg = apply_overrides(train_preset(args.preset), overrides)
+    params = count_parameters(build_model(cfg.model))
     threads = torch.get_num_threads()
-    print(f"<!-- {args.preset}: {params:,} parameters; torch {torch.__version__}; {threads} CPU threads -->")
+    shown = f"; overrides: {' '.join(overrides)}" if overrides else ""
+    print(f"<!-- {args.preset}: {params:,} parameters; torch {torch.__version__}; {threads} CPU threads{shown} -->")
     print("| preset | device | precision | batch | samples/s |")
     print("|---|---|---|---|---|")
     for name in devices:
@@ -79,7 +89,7 @@ def main() -> None:
         batch = args.batch_size or (8 if device.type == "cuda" else 2)
         label = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
         for precision in precisions:
-            rate = measure(args.preset, device, precision, batch, args.steps, args.warmup)
+            rate = measure(cfg, device, precision, batch, args.steps, args.warmup)
             print(f"| {args.preset} | {label} | {precision} | {batch} | {rate:.2f} |", flush=True)
 
 
