@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from ostnet.checkpoint import save_checkpoint
+from ostnet.models.ostnet import build_model
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
 
@@ -32,3 +35,19 @@ def _seed_and_threads():
     torch.manual_seed(0)
     torch.set_num_threads(2)
     yield
+
+
+@pytest.fixture
+def one_thread(_seed_and_threads):
+    """One intra-op thread for the tests of small models and convolutions: they are latency-bound, and on a busy
+    machine OpenMP threads waiting for each other cost several times the work itself (7x measured)."""
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A randomly initialised ``tiny`` model (seed 0) saved as a checkpoint; read-only for the tests."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny") / "tiny.safetensors"
+    save_checkpoint(build_model("tiny"), path)
+    return path

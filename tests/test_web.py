@@ -15,26 +15,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from ostnet.checkpoint import load_checkpoint, save_checkpoint
+from ostnet.checkpoint import load_checkpoint
 from ostnet.cli import main
 from ostnet.errors import OstnetError
 from ostnet.inference.animator import Animator
 from ostnet.io.video import VideoWriter, probe_video, read_frames
-from ostnet.models.ostnet import build_model
 from ostnet.web import make_server, serve_forever
 from ostnet.web.app import Progress, Result
 from ostnet.web.multipart import boundary_from, parse_multipart
 from ostnet.web.page import PageInfo, ResultView, render_page
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 BOUNDARY = "----ostnetTestBoundary7MA4YWxk"
 CLIP_FRAMES = 10
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(_seed_and_threads):
-    torch.set_num_threads(1)  # the tiny model is latency-bound (see tests/inference/test_pipeline.py)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -91,21 +86,13 @@ def running(animator, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("web") / "tiny.safetensors"
-    save_checkpoint(build_model("tiny"), path)
-    return path
+def animator(tiny_checkpoint) -> Animator:
+    return Animator(load_checkpoint(tiny_checkpoint), device="cpu")
 
 
 @pytest.fixture(scope="module")
-def animator(checkpoint) -> Animator:
-    return Animator(load_checkpoint(checkpoint), device="cpu")
-
-
-@pytest.fixture(scope="module")
-def server(checkpoint):
-    with running(lambda: Animator(load_checkpoint(checkpoint), device="cpu")) as srv:
+def server(tiny_checkpoint):
+    with running(lambda: Animator(load_checkpoint(tiny_checkpoint), device="cpu")) as srv:
         yield srv
 
 
@@ -392,10 +379,10 @@ def test_too_big_upload_and_bugs_are_reported_not_raised(animator, portrait, cli
     assert "Traceback" in capsys.readouterr().err  # the traceback goes to the terminal, not the page
 
 
-def test_cli_errors(server, checkpoint, tmp_path, capsys):
+def test_cli_errors(server, tiny_checkpoint, tmp_path, capsys):
     port = server.server_address[1]
-    assert main(["web", "--checkpoint", str(checkpoint), "--port", str(port)]) == 2
+    assert main(["web", "--checkpoint", str(tiny_checkpoint), "--port", str(port)]) == 2
     assert "cannot listen there" in capsys.readouterr().err
     assert main(["web", "--checkpoint", str(tmp_path / "missing.safetensors")]) == 2
-    assert main(["web", "--checkpoint", str(checkpoint), "--port", "70000"]) == 2
+    assert main(["web", "--checkpoint", str(tiny_checkpoint), "--port", "70000"]) == 2
     assert "--port must be between 0 and 65535" in capsys.readouterr().err

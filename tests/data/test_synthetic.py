@@ -122,6 +122,22 @@ def test_motion_factor_moves_the_head_more_within_limits():
         sample_sequence(3, 4, scale=0.8, rng=np.random.default_rng(1), motion=-1.0)
 
 
+def test_camera_pan_moves_the_whole_picture_and_leaves_the_rest_of_the_clip():
+    plain = sample_sequence(3, 40, scale=0.8, rng=np.random.default_rng(1))
+    panned = sample_sequence(3, 40, scale=0.8, rng=np.random.default_rng(1), camera=0.2)
+    assert [replace(f, camera=(0.0, 0.0)) for f in panned] == plain  # the pan's draws come after all others
+    pan = np.array([f.camera for f in panned])
+    assert 0.1 < np.ptp(pan[:, 0]) <= 0.4 and np.abs(pan).max() <= 0.2 + 1e-12  # it sweeps, within its amplitude
+    size, shift = 64, 6
+    base = HeadParams(sample_identity(5), Expression(), Pose(), scale=0.6)
+    still = render_head(base, size, 0.3)
+    moved = render_head(replace(base, camera=(2.0 * shift / size, 0.0)), size, 0.3)
+    # everything, background included, moves right by `shift` px (the ramp is constant along a row)
+    assert np.abs(moved[:, shift + 2 : -2].astype(int) - still[:, 2 : -shift - 2]).max() <= 2
+    with pytest.raises(ValueError, match="camera"):
+        sample_sequence(3, 4, scale=0.8, rng=np.random.default_rng(1), camera=-0.1)
+
+
 def test_dataset_motion_lowers_the_similarity_of_frames_of_one_video(tmp_path):
     kwargs = dict(num_identities=2, videos_per_identity=1, num_frames=16, size=32, test_identities=1)
     change = {}
@@ -192,8 +208,11 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
 
 def test_synth_command(tmp_path, capsys):
     out = tmp_path / "cli"
-    args = ["synth", "--output", str(out), "--identities", "3", "--test-identities", "1", "--texture", "0.2"]
-    assert cli_main([*args, "--frames", "2", "--size", "16", "--seed", "1"]) == 0
+    args = ["synth", "--output", str(out), "--identities", "3", "--test-identities", "1"]
+    style = ["--motion", "2", "--camera", "0.1", "--texture", "0.2"]
+    assert cli_main([*args, *style, "--frames", "2", "--size", "16", "--seed", "1"]) == 0
     assert len(list((out / "train").iterdir())) == 4 and "wrote 6 videos" in capsys.readouterr().out
+    spec = json.loads((out / "synthetic.json").read_text())["spec"]
+    assert (spec["motion"], spec["camera"], spec["texture"]) == (2.0, 0.1, 0.2)
     assert cli_main(args) == 2  # exists already
     assert "already exists" in capsys.readouterr().err

@@ -13,30 +13,16 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-import torch
 
-from ostnet.checkpoint import save_checkpoint
 from ostnet.cli import main
 from ostnet.commands.animate import MODES as CLI_MODES
 from ostnet.inference.pipeline import MODES
 from ostnet.io.image import load_image
 from ostnet.io.video import VideoWriter, probe_video
-from ostnet.models.ostnet import build_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(_seed_and_threads):
-    torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
-    save_checkpoint(build_model("tiny"), path)
-    return path
 
 
 def _animate(*args: str | Path) -> int:
@@ -53,10 +39,10 @@ def test_modes_and_help(capsys):
         assert flag in out
 
 
-def test_animate_command_end_to_end(shared_dir, tmp_path, checkpoint, capsys):
+def test_animate_command_end_to_end(shared_dir, tmp_path, tiny_checkpoint, capsys):
     out = tmp_path / "out.mp4"
     rc = _animate("--source", shared_dir / "data/portraits/s12.jpg", "--driving", shared_dir / "data/clips/d11.mp4",
-                  "--checkpoint", checkpoint, "--output", out, "--max-frames", 6, "--mode", "relative",
+                  "--checkpoint", tiny_checkpoint, "--output", out, "--max-frames", 6, "--mode", "relative",
                   "--dtype", "bf16", "--device", "cpu")  # fmt: skip
     assert rc == 0
     summary = capsys.readouterr().out.strip().splitlines()
@@ -66,7 +52,7 @@ def test_animate_command_end_to_end(shared_dir, tmp_path, checkpoint, capsys):
     assert (info.num_frames, info.fps, info.width, info.has_audio) == (6, 25, 64, True)
 
 
-def _bad_inputs(shared: Path, tmp: Path, checkpoint: Path) -> dict[str, tuple[list, Path]]:
+def _bad_inputs(shared: Path, tmp: Path, tiny_checkpoint: Path) -> dict[str, tuple[list, Path]]:
     """name -> (arguments, the path the error must name)."""
     portrait, clip = shared / "data/portraits/s9.jpg", shared / "data/clips/d0.mp4"
     (tmp / "text.mp4").write_text("not a video")
@@ -76,7 +62,7 @@ def _bad_inputs(shared: Path, tmp: Path, checkpoint: Path) -> dict[str, tuple[li
     (tmp / "full").mkdir()
     (tmp / "full/x.png").write_text("")
 
-    def args(source=portrait, driving=clip, ckpt=checkpoint, output=tmp / "out/o.mp4", *extra):
+    def args(source=portrait, driving=clip, ckpt=tiny_checkpoint, output=tmp / "out/o.mp4", *extra):
         return ["--source", source, "--driving", driving, "--checkpoint", ckpt, "--output", output, *extra]
 
     return {
@@ -89,11 +75,11 @@ def _bad_inputs(shared: Path, tmp: Path, checkpoint: Path) -> dict[str, tuple[li
         "no video stream": (args(driving=tmp / "audio.m4a"), tmp / "audio.m4a"),
         "no face in source (dog)": (args(source=shared / "data/portraits/s25.jpg"), shared / "data/portraits/s25.jpg"),
         "source face too small": (
-            args(shared / "data/portraits/s12.jpg", clip, checkpoint, tmp / "out/o.mp4", "--min-face", "200"),
+            args(shared / "data/portraits/s12.jpg", clip, tiny_checkpoint, tmp / "out/o.mp4", "--min-face", "200"),
             shared / "data/portraits/s12.jpg",
         ),  # fmt: skip
         "driving face too small": (
-            args(shared / "data/portraits/s2.jpg", clip, checkpoint, tmp / "out/o.mp4", "--min-face", "400"),
+            args(shared / "data/portraits/s2.jpg", clip, tiny_checkpoint, tmp / "out/o.mp4", "--min-face", "400"),
             clip,
         ),  # fmt: skip
         "checkpoint is an image": (args(ckpt=portrait), portrait),
@@ -105,7 +91,7 @@ def _bad_inputs(shared: Path, tmp: Path, checkpoint: Path) -> dict[str, tuple[li
         "output under a file": (args(output=tmp / "text.png/o.mp4"), tmp / "text.png/o.mp4"),
         "output format": (args(output=tmp / "out/o.avi"), tmp / "out/o.avi"),
         "frames folder not empty": (
-            args(portrait, clip, checkpoint, tmp / "out/o.mp4", "--frames", tmp / "full"),
+            args(portrait, clip, tiny_checkpoint, tmp / "out/o.mp4", "--frames", tmp / "full"),
             tmp / "full",
         ),  # fmt: skip
     }
@@ -120,8 +106,8 @@ def _audio_only(video: Path, out: Path) -> None:
                 dst.mux(packet)
 
 
-def test_bad_inputs_fail_with_one_line_and_no_output(shared_dir, tmp_path, checkpoint, capsys):
-    cases = _bad_inputs(shared_dir, tmp_path, checkpoint)
+def test_bad_inputs_fail_with_one_line_and_no_output(shared_dir, tmp_path, tiny_checkpoint, capsys):
+    cases = _bad_inputs(shared_dir, tmp_path, tiny_checkpoint)
     before = sorted(p.name for p in tmp_path.iterdir())
     for name, (args, named) in cases.items():
         rc = _animate(*args)
@@ -133,7 +119,7 @@ def test_bad_inputs_fail_with_one_line_and_no_output(shared_dir, tmp_path, check
         assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir()), name
 
 
-def test_zero_frame_video_and_frames_without_face(shared_dir, tmp_path, checkpoint, capsys):
+def test_zero_frame_video_and_frames_without_face(shared_dir, tmp_path, tiny_checkpoint, capsys):
     empty = tmp_path / "empty.mkv"  # a video stream with no frames (audio only in it)
     with av.open(str(shared_dir / "data/clips/d12.mp4")) as src, av.open(str(empty), "w") as dst:
         video = dst.add_stream("libx264", rate=25)
@@ -144,14 +130,14 @@ def test_zero_frame_video_and_frames_without_face(shared_dir, tmp_path, checkpoi
                 packet.stream = audio
                 dst.mux(packet)
     portrait = shared_dir / "data/portraits/s42.jpg"
-    assert _animate("--source", portrait, "--driving", empty, "--checkpoint", checkpoint, "--output",
+    assert _animate("--source", portrait, "--driving", empty, "--checkpoint", tiny_checkpoint, "--output",
                     tmp_path / "o.mp4") == 2  # fmt: skip
     assert "zero frames" in capsys.readouterr().err
     blank = tmp_path / "blank.mp4"  # no face anywhere: an error, not a video of blank crops
     with VideoWriter(blank, fps=25) as writer:
         for _ in range(3):
             writer.write(np.full((64, 64, 3), 90, np.uint8))
-    assert _animate("--source", portrait, "--driving", blank, "--checkpoint", checkpoint, "--output",
+    assert _animate("--source", portrait, "--driving", blank, "--checkpoint", tiny_checkpoint, "--output",
                     tmp_path / "o.mp4") == 2  # fmt: skip
     assert f"{blank}: no face found in any of its 3 frames" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blank.mp4", "empty.mkv"]
@@ -165,12 +151,12 @@ def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
 
 
-def test_ctrl_c_leaves_no_partial_output(shared_dir, tmp_path, checkpoint):
+def test_ctrl_c_leaves_no_partial_output(shared_dir, tmp_path, tiny_checkpoint):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     # d6 (33 s) rather than a short clip, so the run is still going when the interrupt arrives
     cmd = _cli("--source", shared_dir / "data/portraits/s42.jpg", "--driving", shared_dir / "data/clips/d6.mp4",
-               "--checkpoint", checkpoint, "--output", out_dir / "o.mp4", "--frames", out_dir / "frames",
+               "--checkpoint", tiny_checkpoint, "--output", out_dir / "o.mp4", "--frames", out_dir / "frames",
                "--batch-size", 2, "--quiet")  # fmt: skip
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -216,12 +202,12 @@ def _audio_end(path: Path) -> float:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("clip", ["d3", "d6"])
-def test_every_portrait_with_the_full_clips(shared_dir, tmp_path, checkpoint, clip):
+def test_every_portrait_with_the_full_clips(shared_dir, tmp_path, tiny_checkpoint, clip):
     driving = shared_dir / f"data/clips/{clip}.mp4"
     expected = probe_video(driving)
     for portrait in sorted((shared_dir / "data/portraits").glob("*.jpg")):
         out = tmp_path / f"{portrait.stem}-{clip}.mp4"
-        rc, _, err = _run_measured(_cli("--source", portrait, "--driving", driving, "--checkpoint", checkpoint,
+        rc, _, err = _run_measured(_cli("--source", portrait, "--driving", driving, "--checkpoint", tiny_checkpoint,
                                         "--output", out, "--paste-back", "--quiet"))  # fmt: skip
         if portrait.stem == "s25":  # the dog
             assert rc == 2 and "no face found in the source image" in err
@@ -235,11 +221,11 @@ def test_every_portrait_with_the_full_clips(shared_dir, tmp_path, checkpoint, cl
 
 
 @pytest.mark.slow
-def test_peak_memory_does_not_grow_with_video_length(shared_dir, tmp_path, checkpoint):
+def test_peak_memory_does_not_grow_with_video_length(shared_dir, tmp_path, tiny_checkpoint):
     peaks = {}
     for clip in ("d0", "d6"):
         rc, peak, err = _run_measured(_cli("--source", shared_dir / "data/portraits/s42.jpg", "--driving",
-                                           shared_dir / f"data/clips/{clip}.mp4", "--checkpoint", checkpoint,
+                                           shared_dir / f"data/clips/{clip}.mp4", "--checkpoint", tiny_checkpoint,
                                            "--output", tmp_path / f"{clip}.mp4", "--quiet"))  # fmt: skip
         assert rc == 0, err
         peaks[clip] = peak

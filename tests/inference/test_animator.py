@@ -16,11 +16,7 @@ from ostnet.inference.paste import CropOptions, prepare_source
 from ostnet.io.video import read_frames
 from ostnet.models.ostnet import build_model
 
-
-@pytest.fixture(autouse=True)
-def _one_thread(_seed_and_threads):
-    """The tiny model is latency-bound: one thread avoids OpenMP hand-offs (7x faster on a busy machine)."""
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,8 @@ from ostnet.io.image import load_image, to_tensor
 from ostnet.io.video import VideoWriter, probe_video, read_frames
 from ostnet.models.ostnet import build_model
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 class RecordingAnimator(Animator):
     """A real Animator that records what the pipeline asks of it."""
@@ -53,12 +55,6 @@ class RecordingAnimator(Animator):
     def animate(self, driving) -> FrameBatch:
         self.batches.append(driving.clone())
         return super().animate(driving)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(_seed_and_threads):
-    """The tiny model is latency-bound: one thread avoids OpenMP hand-offs (7x faster on a busy machine)."""
-    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")

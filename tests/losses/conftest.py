@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from ostnet.losses.vgg import Vgg19Features
 
@@ -16,10 +15,5 @@ def random_vgg() -> Vgg19Features:
 
 
 @pytest.fixture(autouse=True)
-def _single_thread():
-    """One intra-op thread: these small convolutions gain little from two, and on a busy machine OpenMP
-    threads waiting for each other cost several times the work itself."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _single_thread(one_thread):
+    """Every test in this folder runs with one thread (see ``one_thread`` in tests/conftest.py)."""

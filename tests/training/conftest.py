@@ -66,10 +66,5 @@ def _restore_global_torch_flags():
 
 
 @pytest.fixture(autouse=True)
-def _single_thread():
-    """One intra-op thread: these small convolutions gain little from two, and on a busy machine OpenMP
-    threads waiting for each other cost several times the work itself."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _single_thread(one_thread):
+    """Every test in this folder runs with one thread (see ``one_thread`` in tests/conftest.py)."""

@@ -23,6 +23,7 @@ _LAZY = {
     "read_frames_at": "ostnet.data.dataset",
     "read_video": "ostnet.data.dataset",
     "identity_of": "ostnet.data.dataset",
+    "ClipStyle": "ostnet.data.synthetic",
     "HeadParams": "ostnet.data.synthetic",
     "Identity": "ostnet.data.synthetic",
     "Expression": "ostnet.data.synthetic",

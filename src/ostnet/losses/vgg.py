@@ -13,7 +13,6 @@ perceptual loss on a random network trains, but not to the paper's quality.
 
 from __future__ import annotations
 
-import logging
 import warnings
 from pathlib import Path
 
@@ -21,8 +20,6 @@ import torch
 from torch import Tensor, nn
 
 from ostnet.errors import OstnetError
-
-log = logging.getLogger(__name__)
 
 VGG19_FILENAME = "vgg19-dcbb9e9d.pth"
 
@@ -172,7 +169,6 @@ def build_vgg19(weights: str | None = None, allow_random: bool = False) -> Vgg19
         f"VGG-19 weights not found at {path}: the perceptual loss uses a RANDOM VGG-19 "
         "(allow_random_vgg=True). Results will not match the paper."
     )
-    warnings.warn(message, UserWarning, stacklevel=2)
-    log.warning(message)
+    warnings.warn(message, UserWarning, stacklevel=2)  # once; a log line as well printed it twice
     model.randomize()
     return model
