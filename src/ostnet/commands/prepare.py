@@ -39,6 +39,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="first F of every clip goes to train, the rest to test (e.g. 0.8)",
     )  # fmt: skip
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="parallel videos")
+    parser.add_argument(
+        "--coefficients", action="store_true",
+        help="also store each frame's face coefficients (head pose, expression, landmarks; MediaPipe face "
+        "mesh) in <clip>/coefficients.npz, for PECHead training",
+    )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
@@ -50,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         size=args.size, min_face=args.min_face, min_frames=args.min_frames, margin=args.margin,
         shift=args.shift, crop=args.crop, detect_every=args.detect_every, model=args.model,
         max_frames=args.max_frames, split_by_time=args.split_by_time, test_fraction=args.test_fraction,
-        identity=args.identity,
+        identity=args.identity, coefficients=args.coefficients,
     )  # fmt: skip
     result = prepare_dataset(args.inputs, args.output, cfg, workers=args.workers, progress=not args.quiet)
     by_split = {name: [r for r in result.records if r.split == name] for name in ("train", "test")}

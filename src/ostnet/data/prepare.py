@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from ostnet.errors import OstnetError
+from ostnet.face.coefficients import CoefficientEstimator, save_clip_coefficients
 from ostnet.face.crop import (
     DEFAULT_MARGIN,
     DEFAULT_SHIFT,
@@ -71,6 +72,7 @@ class PrepareConfig:
     test_fraction: float = 0.0  # otherwise: this fraction of identities -> test (seeded, sorted ids)
     identity: str | None = None  # identity for every input; default: the video file's stem
     seed: int = 0
+    coefficients: bool = False  # also store face coefficients R beside each clip's frames (coefficients.npz)
 
     def __post_init__(self) -> None:
         if self.size < 8 or self.min_frames < 1 or self.detect_every < 1:
@@ -205,8 +207,17 @@ def _make_part(
     return _Part(start, end, split, name, boxes, record)
 
 
-def write_parts(source: Path, parts: list[_Part], dataset: Path, size: int) -> None:
-    """Second pass over the video: crop, resize and save every frame of every part as PNG.
+def write_coefficients(folder: Path) -> Path:
+    """Face coefficients R of every frame of a clip folder (MediaPipe face mesh, tracked through the clip)
+    -> ``folder/coefficients.npz`` (``ostnet.face.coefficients``); frames without a face are marked."""
+    with CoefficientEstimator(static=False) as estimate:
+        per_frame = [estimate(np.asarray(Image.open(path).convert("RGB"))) for path in sorted(folder.glob("*.png"))]
+    return save_clip_coefficients(folder, per_frame)
+
+
+def write_parts(source: Path, parts: list[_Part], dataset: Path, size: int, coefficients: bool = False) -> None:
+    """Second pass over the video: crop, resize and save every frame of every part as PNG (and, with
+    ``coefficients``, the clip's face coefficients).
 
     Each clip is written into a hidden ``.<name>.part`` folder and renamed when complete; on any error
     (or Ctrl-C) the unfinished folders are removed, so the dataset never holds half-written clips.
@@ -223,6 +234,8 @@ def write_parts(source: Path, parts: list[_Part], dataset: Path, size: int) -> N
                     crop = crop_and_resize(frame, part.boxes[index - part.start], size)
                     # compress_level=1: 6x faster than PIL's default 6 for 256x256 crops, files ~15 % larger
                     Image.fromarray(crop).save(temp / f"{index - part.start:07d}.png", compress_level=1)
+        for temp in temps if coefficients else []:
+            write_coefficients(temp)
         for part, temp in zip(parts, temps, strict=True):
             final = dataset / part.split / part.name
             shutil.rmtree(final, ignore_errors=True)
@@ -239,7 +252,7 @@ def prepare_video(job: VideoJob, dataset: Path, cfg: PrepareConfig, detector: Fa
     tubes = track_faces(detections, max_gap=max(6, 2 * cfg.detect_every))
     parts = plan_parts(job, info, tubes, cfg)
     if parts:
-        write_parts(job.source, parts, dataset, cfg.size)
+        write_parts(job.source, parts, dataset, cfg.size, cfg.coefficients)
     return [part.record for part in parts]
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ostnet.errors import OstnetError
+from ostnet.face.coefficients import FaceCoefficients, save_clip_coefficients
 
 FACE_FRACTION = 0.55  # face oval height / frame height at scale 1
 FPS = 25.0  # nominal frame rate of the sampled motion
@@ -237,7 +238,7 @@ def _shade(color: Color, factor: float) -> Color:
 class _Painter:
     """Projects local face coordinates to the (supersampled) canvas and draws polygons there."""
 
-    def __init__(self, params: HeadParams, canvas_size: int, draw: ImageDraw.ImageDraw) -> None:
+    def __init__(self, params: HeadParams, canvas_size: int, draw: ImageDraw.ImageDraw | None) -> None:
         self.draw = draw
         self.aspect = params.identity.face_aspect
         self.cos_yaw, self.sin_yaw = math.cos(params.pose.yaw), math.sin(params.pose.yaw)
@@ -344,6 +345,35 @@ def _draw_mouth(p: _Painter, ident: Identity, expr: Expression) -> None:
     teeth = inner.copy()
     teeth[:, 1] = np.minimum(teeth[:, 1], cy - 0.5 * gap + 0.3 * gap)
     p.polygon(teeth, (240, 240, 230))
+
+
+def head_coefficients(params: HeadParams) -> FaceCoefficients:
+    """The exact face coefficients R of a drawn head (same interface as ``ostnet.face.coefficients``).
+
+    Pose: yaw and roll from ``params.pose`` in degrees, pitch 0 (the heads do not pitch). Expression: the
+    drawing parameters (both eyes and both brows alike). Landmarks: the drawn feature points projected like the
+    drawing itself, (x, y) in [-1, 1] of the frame.
+    """
+    ident, expr = params.identity, params.expression
+    painter = _Painter(params, 2, None)  # a 2-px canvas: pixel p is frame coordinate p - 0.5
+    eye_x, eye_y = ident.eye_spacing * ident.face_aspect, -0.12
+    brow_y = eye_y - 1.6 * ident.eye_size - 0.09 * expr.brow_raise
+    half_w = ident.mouth_width * ident.face_aspect * expr.mouth_width
+    gap = 0.32 * expr.mouth_open
+    tip_y = -0.02 + ident.nose_length + 0.05
+    flat = np.array(
+        [[-eye_x, eye_y], [eye_x, eye_y], [-eye_x, brow_y], [eye_x, brow_y], [-half_w, 0.52], [half_w, 0.52],
+         [0.0, 0.52 - 0.05 - 0.5 * gap], [0.0, 0.52 + 0.07 + 0.5 * gap]]
+    )  # fmt: skip
+    points = painter.project(flat, 0.0)
+    points.insert(4, painter.project(np.array([[0.0, tip_y]]), 0.12)[0])
+    points.append(painter.project(np.array([[0.0, 1.0]]), None)[0])
+    landmarks = np.asarray(points) - 0.5
+    pose = (math.degrees(params.pose.yaw), 0.0, math.degrees(params.pose.roll))
+    eye, brow = expr.eye_open, expr.brow_raise
+    return FaceCoefficients(
+        np.array(pose), np.array([expr.mouth_open, expr.mouth_width, eye, eye, brow, brow]), landmarks
+    )
 
 
 def _frame_coordinates(size: int, camera: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -493,7 +523,8 @@ def write_synthetic_dataset(
     Layout: ``root/{train,test}/id<i>#vid<j>#000000#<num_frames>.mp4/0000000.png`` (folders of PNG frames);
     the last ``test_identities`` identities go to ``test/``. ``root/synthetic.json`` holds, for every video,
     its split and identity and for every frame the true ``scale``, face ``center`` (x, y) in [-1, 1],
-    ``face_height`` (fraction of the frame height), yaw, roll and the expression. Each video's base scale
+    ``face_height`` (fraction of the frame height), yaw, roll and the expression. Every clip folder also holds
+    the exact face coefficients R (``coefficients.npz``, see ``head_coefficients``). Each video's base scale
     is drawn from U(scale_range). ``motion`` multiplies the head motion within each video (see
     ``sample_sequence``; 1 = the plain clips) and ``camera`` is the amplitude of its camera pan. ``texture``
     is ``render_head``'s shading-pattern strength (0 = flat colours). Deterministic in its arguments.
@@ -541,6 +572,7 @@ def _fill_dataset(tmp: Path, spec: SyntheticSpec) -> None:
                 identity_seed, spec.num_frames, scale=scale, rng=rng, motion=spec.motion, camera=spec.camera
             )
             _write_video(tmp / split / name, frames, spec.size, spec.texture)
+            save_clip_coefficients(tmp / split / name, [head_coefficients(p) for p in frames])
             truth = [_frame_truth(p) for p in frames]
             videos.append({"split": split, "name": name, "identity": f"id{i:05d}", "frames": truth})
     (tmp / "test").mkdir(exist_ok=True)
