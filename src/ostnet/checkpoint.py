@@ -4,15 +4,14 @@ A checkpoint is one ``.safetensors`` file: the model's state dict plus, in the f
 ``ModelConfig`` as JSON. Loading needs nothing else (no preset name, no YAML), and never unpickles code.
 Training state (optimiser, scheduler, step, RNG) lives in a separate file written by ``ostnet.training``.
 
-Writes are atomic: the file is written next to its destination and renamed into place, so an interrupted save
-leaves the previous checkpoint intact.
+Writes are atomic (``ostnet.io.atomic``): the file is written next to its destination and renamed into place,
+so an interrupted save leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -21,33 +20,11 @@ from safetensors.torch import save_file
 
 from ostnet import config as C
 from ostnet.errors import OstnetError
+from ostnet.io.atomic import atomic_write
 from ostnet.models.ostnet import OSTNet, build_model
 
 FORMAT = "ostnet"
 FORMAT_VERSION = "1"
-
-
-def atomic_write(path: str | os.PathLike, write) -> Path:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path`` and rename it into place.
-
-    The temporary file is removed if ``write`` raises (including KeyboardInterrupt).
-    """
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OstnetError(f"{path}: folder {parent} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    except OSError as exc:
-        raise OstnetError(f"{path}: cannot write here ({exc.strerror})") from None
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_checkpoint(model: OSTNet, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:

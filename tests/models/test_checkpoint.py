@@ -7,8 +7,9 @@ import torch
 from safetensors import safe_open
 
 from ostnet import build_model, load_checkpoint, save_checkpoint
-from ostnet.checkpoint import atomic_write, load_weights_into, read_config
+from ostnet.checkpoint import load_weights_into, read_config
 from ostnet.errors import OstnetError
+from ostnet.io.atomic import atomic_write
 
 
 def test_round_trip_rebuilds_the_same_function(tmp_path):
@@ -58,5 +59,6 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
         atomic_write(target, boom)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.safetensors"]
-    with pytest.raises(OstnetError, match="does not exist"):
-        atomic_write(tmp_path / "no" / "dir" / "x", lambda t: None)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OstnetError, match="cannot create the output folder"):
+        atomic_write(tmp_path / "file" / "dir" / "x", lambda t: None)

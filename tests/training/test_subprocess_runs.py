@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import load_file
 
 from ostnet.config import model_preset
+from ostnet.io.atomic import is_temporary
 from ostnet.models.ostnet import build_model
 
 FAST = [
@@ -139,4 +140,4 @@ def test_sigkill_at_a_random_step_then_resume_matches_uninterrupted_run(syntheti
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert not different, f"killed after checkpoint {killed_at}: {different[:5]}"
     assert latest_step(crashed) == total
-    assert not list((crashed / "checkpoints").glob(".*.tmp"))
+    assert not [p for p in (crashed / "checkpoints").iterdir() if is_temporary(p)]

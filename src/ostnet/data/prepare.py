@@ -18,12 +18,10 @@ with a per-frame box smoothed by ``BoxSmoother`` (head translation removed).
 from __future__ import annotations
 
 import csv
-import os
-import shutil
 import signal
 import sys
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -44,7 +42,7 @@ from ostnet.face.crop import (
     track_faces,
 )
 from ostnet.face.detector import FaceBox, FaceDetector
-from ostnet.io import atomic_output
+from ostnet.io.atomic import AtomicFolder, atomic_output, remove_temporaries
 from ostnet.io.video import VideoInfo, iter_frames, probe_video
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".gif", ".avi", ".m4v")
@@ -219,14 +217,12 @@ def write_parts(source: Path, parts: list[_Part], dataset: Path, size: int, coef
     """Second pass over the video: crop, resize and save every frame of every part as PNG (and, with
     ``coefficients``, the clip's face coefficients).
 
-    Each clip is written into a hidden ``.<name>.part`` folder and renamed when complete; on any error
-    (or Ctrl-C) the unfinished folders are removed, so the dataset never holds half-written clips.
+    Each clip is written by an ``AtomicFolder`` (a hidden temporary folder renamed when complete, replacing an
+    earlier clip of that name); on any error (or Ctrl-C) the unfinished folders are removed, so the dataset
+    never holds half-written clips.
     """
-    temps = [dataset / part.split / f".{part.name}.part" for part in parts]
-    try:
-        for temp in temps:
-            shutil.rmtree(temp, ignore_errors=True)
-            temp.mkdir(parents=True)
+    with ExitStack() as stack:
+        temps = [stack.enter_context(AtomicFolder(dataset / part.split / part.name)) for part in parts]
         last = max(part.end for part in parts)
         for index, frame in _frames(source, last):
             for part, temp in zip(parts, temps, strict=True):
@@ -236,13 +232,6 @@ def write_parts(source: Path, parts: list[_Part], dataset: Path, size: int, coef
                     Image.fromarray(crop).save(temp / f"{index - part.start:07d}.png", compress_level=1)
         for temp in temps if coefficients else []:
             write_coefficients(temp)
-        for part, temp in zip(parts, temps, strict=True):
-            final = dataset / part.split / part.name
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(temp, final)
-    finally:
-        for temp in temps:
-            shutil.rmtree(temp, ignore_errors=True)
 
 
 def prepare_video(job: VideoJob, dataset: Path, cfg: PrepareConfig, detector: FaceDetector) -> list[ClipRecord]:
@@ -389,11 +378,10 @@ def _finish(dataset: Path, done: list[JobResult]) -> list[ClipRecord]:
 
 
 def _remove_unfinished(dataset: Path, jobs: list[VideoJob]) -> None:
-    """Delete hidden ``.<clip>.part`` folders of these jobs (left by workers that were stopped)."""
-    prefixes = tuple(f".{job.identity}#{job.video}#" for job in jobs)
-    for temp in dataset.glob("*/.*.part"):
-        if temp.name.startswith(prefixes):
-            shutil.rmtree(temp, ignore_errors=True)
+    """Delete the temporary clip folders of these jobs (left by workers that were stopped)."""
+    for job in jobs:
+        for split in ("train", "test"):
+            remove_temporaries(dataset / split, prefix=f".{job.identity}#{job.video}#")
 
 
 def _results(jobs: list[VideoJob], dataset: Path, cfg: PrepareConfig, workers: int) -> Iterator[JobResult]:

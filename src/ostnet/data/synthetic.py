@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from PIL import Image, ImageDraw
 
 from ostnet.errors import OstnetError
 from ostnet.face.coefficients import FaceCoefficients, save_clip_coefficients
+from ostnet.io.atomic import AtomicFolder
 
 FACE_FRACTION = 0.55  # face oval height / frame height at scale 1
 FPS = 25.0  # nominal frame rate of the sampled motion
@@ -548,14 +547,8 @@ def write_synthetic_dataset(
     root = Path(root)
     if root.exists() and not (root.is_dir() and (overwrite or not any(root.iterdir()))):
         raise OstnetError(f"{root}: already exists and is not an empty folder (use --overwrite to replace it)")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f".{root.name}.{uuid.uuid4().hex[:8]}.part"
-    try:
+    with AtomicFolder(root) as tmp:
         _fill_dataset(tmp, spec)
-        _move_into_place(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return root
 
 
@@ -578,13 +571,3 @@ def _fill_dataset(tmp: Path, spec: SyntheticSpec) -> None:
     (tmp / "test").mkdir(exist_ok=True)
     meta = {"format": "ostnet-synthetic-1", "spec": asdict(spec), "fps": FPS, "face_fraction": FACE_FRACTION}
     (tmp / "synthetic.json").write_text(json.dumps({**meta, "videos": videos}, indent=1))
-
-
-def _move_into_place(tmp: Path, root: Path) -> None:
-    if root.exists():  # an empty folder, or overwrite=True
-        trash = root.parent / f".{root.name}.{uuid.uuid4().hex[:8]}.old"
-        os.replace(root, trash)
-        os.replace(tmp, root)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, root)

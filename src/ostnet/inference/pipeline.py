@@ -18,8 +18,6 @@ box per frame. Outputs appear only when complete (temporary file or folder, then
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -46,7 +44,7 @@ from ostnet.inference.paste import (
     side_by_side,
     smooth_stream,
 )
-from ostnet.io import temp_path_for
+from ostnet.io.atomic import AtomicFolder
 from ostnet.io.image import to_tensor, to_uint8
 from ostnet.io.video import VideoWriter, iter_frames, probe_video
 
@@ -377,27 +375,18 @@ class FrameFolder:
         self.path = Path(path)
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise OstnetError(f"{self.path}: exists and is not an empty folder (--frames)")
-        self._tmp = temp_path_for(self.path)
+        self._folder = AtomicFolder(self.path)
         self.count = 0
-        self._started = False
 
     def write(self, frame: np.ndarray) -> None:
-        if not self._started:
-            self._tmp.mkdir()
-            self._started = True
-        Image.fromarray(frame).save(self._tmp / f"{self.count:06d}.png")
+        Image.fromarray(frame).save(self._folder.start() / f"{self.count:06d}.png")
         self.count += 1
 
     def __enter__(self) -> FrameFolder:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None or not self._started:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            return
-        if self.path.is_dir():
-            self.path.rmdir()  # checked empty above
-        os.replace(self._tmp, self.path)
+        self._folder.__exit__(exc_type, exc, tb)
 
 
 __all__ = [

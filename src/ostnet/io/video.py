@@ -18,7 +18,7 @@ import av
 import numpy as np
 
 from ostnet.errors import OstnetError
-from ostnet.io import temp_path_for
+from ostnet.io.atomic import AtomicFile
 from ostnet.io.image import IMAGE_SUFFIXES, load_image
 
 # Audio codecs copied as they are (every mp4 player decodes them); anything else is transcoded to AAC.
@@ -303,7 +303,8 @@ class VideoWriter:
         self._audio_from = None if audio_from is None else Path(audio_from)
         if self._audio_from is not None and not self._audio_from.exists():
             raise OstnetError(f"{self._audio_from}: no such file (audio source)")
-        self._tmp = temp_path_for(self.path)
+        self._file = AtomicFile(self.path)
+        self._tmp = self._file.tmp
         self._container: av.container.OutputContainer | None = None
         self._stream: av.video.stream.VideoStream | None = None
         self._audio: _AudioCopy | None = None
@@ -382,7 +383,7 @@ class VideoWriter:
             if self._audio is not None:
                 self._audio.finish(float(self._frames_written / self._rate))
             self._container.close()
-            os.replace(self._tmp, self.path)
+            self._file.commit()
         except BaseException:
             self.abort()
             raise
@@ -397,4 +398,4 @@ class VideoWriter:
                     closer.close()
                 except (av.FFmpegError, OSError):
                     pass
-        self._tmp.unlink(missing_ok=True)
+        self._file.discard()

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from ostnet import config as C
-from ostnet.checkpoint import atomic_write
 from ostnet.errors import OstnetError
+from ostnet.io.atomic import atomic_write, remove_temporaries
 
 STATE_FORMAT = "ostnet-train-state"
 STATE_VERSION = 1
@@ -143,11 +143,11 @@ class RunFolder:
         return files
 
     def remove_stale_temporaries(self) -> None:
-        """Delete temporary files a killed run left behind (their final names were never written)."""
+        """Delete temporary files a killed run left behind (their final names were never written).
+
+        Only ostnet's own temporaries (``ostnet.io.atomic.is_temporary``) are touched."""
         for folder in (self.root, self.checkpoint_dir):
-            if folder.is_dir():
-                for tmp in folder.glob(".*.tmp"):
-                    tmp.unlink(missing_ok=True)
+            remove_temporaries(folder)
 
     def save(self, model: torch.nn.Module, state: dict[str, Any], step: int) -> CheckpointFiles:
         """Write weights, then state, then the pointer; then delete checkpoints older than ``keep_last``."""

@@ -19,7 +19,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from ostnet.checkpoint import atomic_write
+from ostnet.io.atomic import atomic_write
 from ostnet.models.outputs import ModelOutput
 from ostnet.training.distributed import DistInfo, all_reduce_mean
 
