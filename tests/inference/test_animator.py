@@ -12,7 +12,7 @@ from ostnet.config import ScaleTransformConfig, model_preset
 from ostnet.face.crop import crop_and_resize
 from ostnet.inference.animator import Animator
 from ostnet.inference.best_frame import LANDMARK_SIZE, BestFrameFinder, landmark_distance
-from ostnet.inference.paste import CropOptions, prepare_source
+from ostnet.inference.faces import CropOptions, prepare_source
 from ostnet.io.video import read_frames
 from ostnet.models.ostnet import build_model
 

@@ -14,23 +14,17 @@ from ostnet.errors import OstnetError
 from ostnet.face.crop import BoxSmoother, CropBox, crop_and_resize
 from ostnet.face.detector import FaceBox
 from ostnet.inference.animator import Animator, FrameBatch
-from ostnet.inference.paste import (
+from ostnet.inference.faces import (
     CropOptions,
     DrivingFaces,
-    PasteBack,
     centre_box,
     prepare_source,
-    side_by_side,
     smooth_stream,
     smoothing_radius,
 )
-from ostnet.inference.pipeline import (
-    AnimateOptions,
-    FrameFolder,
-    animate_video,
-    batched,
-)
-from ostnet.io.image import load_image, to_tensor
+from ostnet.inference.paste import PasteBack, side_by_side
+from ostnet.inference.pipeline import AnimateOptions, animate_video, batched
+from ostnet.io.image import FrameFolder, load_image, to_tensor
 from ostnet.io.video import VideoWriter, probe_video, read_frames
 from ostnet.models.ostnet import build_model
 

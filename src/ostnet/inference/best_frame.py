@@ -15,9 +15,14 @@ frame order of FOMM's procedure, for tests.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
 
 from ostnet.evaluation.face_metrics import FaceAnalyzer, get_face_analyzer, normalized_landmarks
+from ostnet.face.crop import CropBox, crop_and_resize
+from ostnet.inference.faces import DrivingVideo, SourceImage
 
 LANDMARK_SIZE = 256  # crops are analysed at this size (dlib's HOG detector needs faces of ~40 px or more)
 
@@ -62,3 +67,29 @@ class BestFrameFinder:
             self.best, self.distance = index, distance
             return True
         return False
+
+
+class BestFrameScan(NamedTuple):
+    """What ``scan_best_frame`` found."""
+
+    best: int  # index of the best driving frame
+    found: bool  # False when no landmarks were found (best = 0)
+    anchor: np.ndarray  # its crop, (S, S, 3) uint8
+    boxes: list[CropBox]  # the smoothed crop box of every frame (for ``DrivingVideo.replay``)
+
+
+def scan_best_frame(
+    driving: DrivingVideo, source: SourceImage, on_frame: Callable[[], None] | None = None
+) -> BestFrameScan:
+    """First pass of best-frame mode: detect, smooth and crop every driving frame, compare its landmarks with
+    the source's; ``on_frame()`` is called after each frame (progress)."""
+    finder = BestFrameFinder(crop_and_resize(source.image, source.box, LANDMARK_SIZE))
+    boxes: list[CropBox] = []
+    anchor = None
+    for item in driving.crops():
+        boxes.append(item.box)
+        if finder.add(crop_and_resize(item.frame, item.box, LANDMARK_SIZE)):
+            anchor = item.crop
+        if on_frame is not None:
+            on_frame()
+    return BestFrameScan(finder.best, finder.found, anchor, boxes)

@@ -24,7 +24,7 @@ from ostnet.errors import OstnetError
 from ostnet.face.crop import DEFAULT_MARGIN, CropBox, crop_and_resize, square_box
 from ostnet.face.detector import FaceBox, FaceDetector
 from ostnet.inference.animator import Animator
-from ostnet.inference.paste import centre_box
+from ostnet.inference.faces import centre_box
 from ostnet.io.image import to_tensor, to_uint8
 
 

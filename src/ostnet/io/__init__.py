@@ -1,6 +1,6 @@
 """Reading and writing images and videos, and the one uint8 <-> float conversion.
 
-* ``ostnet.io.image``: ``load_image``, ``save_image``, ``to_tensor``, ``to_uint8``.
+* ``ostnet.io.image``: ``load_image``, ``save_image``, ``to_tensor``, ``to_uint8``, ``FrameFolder``.
 * ``ostnet.io.video``: ``VideoInfo``, ``probe_video``, ``iter_frames``, ``read_frames``, ``VideoWriter``.
 * ``ostnet.io.atomic`` (imported here): ``atomic_output``, ``AtomicFolder``, ``atomic_write``,
   ``temp_path_for``, ``is_temporary``, ``remove_temporaries``: the one file writer and the one folder
@@ -30,6 +30,7 @@ _LAZY = {
     "save_image": "ostnet.io.image",
     "to_tensor": "ostnet.io.image",
     "to_uint8": "ostnet.io.image",
+    "FrameFolder": "ostnet.io.image",
     "VideoInfo": "ostnet.io.video",
     "VideoWriter": "ostnet.io.video",
     "probe_video": "ostnet.io.video",

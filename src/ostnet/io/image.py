@@ -15,7 +15,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ostnet.errors import OstnetError
-from ostnet.io import atomic_output
+from ostnet.io.atomic import AtomicFolder, atomic_output
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 _HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -97,3 +97,27 @@ def to_uint8(tensor: torch.Tensor) -> np.ndarray:
         raise ValueError(f"to_uint8 expects a (..., 3, H, W) tensor, got {shape}")
     values = tensor.detach().to("cpu", torch.float32).clamp(0.0, 1.0).mul(255.0).round_()
     return np.ascontiguousarray(values.to(torch.uint8).movedim(-3, -1).numpy())
+
+
+class FrameFolder:
+    """PNG frames (``000000.png``, ...) written to a temporary folder beside ``path`` and renamed onto it when
+    complete (``AtomicFolder``); on error or Ctrl-C the temporary folder is removed. ``path`` must not exist
+    or be an empty folder."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            raise OstnetError(f"{self.path}: exists and is not an empty folder (--frames)")
+        self._folder = AtomicFolder(self.path)
+        self.count = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one (H, W, 3) uint8 RGB frame."""
+        Image.fromarray(frame).save(self._folder.start() / f"{self.count:06d}.png")
+        self.count += 1
+
+    def __enter__(self) -> FrameFolder:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._folder.__exit__(exc_type, exc, tb)
