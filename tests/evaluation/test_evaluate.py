@@ -279,3 +279,21 @@ def test_cli_interrupt_says_how_to_resume(assets, tmp_path, capsys, monkeypatch)
     args = ["evaluate", "--data", str(data), "--protocol", "same-scale", "--output", str(tmp_path / "out")]
     assert main([*args, "--checkpoint", checkpoints[0]]) == 130
     assert "rerun to resume" in capsys.readouterr().err
+
+
+def test_jitter_metric_is_zero_for_the_oracle_and_the_real_change_for_a_still_result(assets, tmp_path, oracle):
+    (s,) = E.run_evaluation(_cfg(assets, tmp_path / "out", "reconstruction", metric_size=64, batch_size=4))
+    assert s.counts["jitter"] == 3 * 5 and s.means["jitter"] == 0  # the first frame of a video has no predecessor
+    gt, prev = torch.rand(3, 8, 8), torch.rand(3, 8, 8)
+    assert E.frame_jitter(gt, gt, (gt, prev)) == pytest.approx((gt - prev).abs().mean().item())  # still result
+
+
+def test_motion_smoothing_in_evaluation_animates_videos_in_order(assets, tmp_path):
+    results = {}
+    for smooth in ("none", "kalman"):
+        kw = dict(metric_size=64, batch_size=4, motion_smooth=smooth)
+        (results[smooth],) = E.run_evaluation(_cfg(assets, tmp_path / smooth, "reconstruction", **kw))
+    assert results["kalman"].counts["jitter"] == 15
+    assert results["kalman"].means["jitter"] != results["none"].means["jitter"]
+    with pytest.raises(OstnetError, match="--motion-smooth needs --protocol reconstruction"):
+        _cfg(assets, tmp_path / "x", "same-scale", motion_smooth="ema")

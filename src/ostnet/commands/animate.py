@@ -47,6 +47,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     motion.add_argument(
         "--adapt-scale", action="store_true", help="relative/best-frame: scale the motion by the keypoint hull areas"
     )
+    motion.add_argument(
+        "--motion-smooth",
+        choices=("none", "ema", "kalman", "one-euro"),
+        default="none",
+        help="temporal smoothing of the driving motion (keypoints, scale code) against flicker: ema, kalman "
+        "(constant velocity), one-euro (steady when still, quick when moving); default: none",
+    )
     crop = p.add_argument_group("face crop and composition")
     crop.add_argument("--no-crop", action="store_true", help="inputs are already face crops: no face detection")
     crop.add_argument(
@@ -102,6 +109,7 @@ def options_from_args(args: argparse.Namespace):
         checkpoint=args.checkpoint,
         mode=args.mode,
         adapt_scale=args.adapt_scale,
+        motion_smooth=args.motion_smooth,
         crop=crop,
         paste_back=args.paste_back,
         side_by_side=args.side_by_side,

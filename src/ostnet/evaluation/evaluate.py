@@ -76,6 +76,13 @@ class EvalConfig:
     num_samples: int = 8
     max_pairs: int | None = None  # evaluate only the first N pairs of the list
     progress: bool = True
+    # Temporal smoothing of the motion (ostnet.inference.smoothing); anything but "none" animates each video
+    # of the reconstruction protocol in order with a stateful Animator instead of independent pairs.
+    motion_smooth: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.motion_smooth != "none" and self.protocol != "reconstruction":
+            raise OstnetError("--motion-smooth needs --protocol reconstruction (frames of a video in order)")
 
 
 class PairScorer:
@@ -156,7 +163,10 @@ def _finite(value: float) -> float | None:
 
 def _run_identity(cfg: EvalConfig) -> dict[str, object]:
     source = {"pairs_csv": str(Path(cfg.pairs_csv).resolve())} if cfg.pairs_csv else asdict(cfg.sampling)
-    return {"protocol": cfg.protocol, "data": str(Path(cfg.data).resolve()), "split": cfg.split, **source}
+    identity = {"protocol": cfg.protocol, "data": str(Path(cfg.data).resolve()), "split": cfg.split, **source}
+    if cfg.motion_smooth != "none":  # other results: not to be mixed with unsmoothed ones
+        identity["motion_smooth"] = cfg.motion_smooth
+    return identity
 
 
 def _pairs_from_csv(cfg: EvalConfig) -> list[P.Pair]:
@@ -220,6 +230,8 @@ class _Context:
     loader: P.FrameLoader
     scorer: PairScorer
     samples: set[int]
+    previous: dict[str, tuple[int, Tensor, Tensor]] = field(default_factory=dict)  # jitter: last frame per video
+    current_source: str | None = None  # sequential animation: the source the Animator holds
 
 
 def _generate(animator, model_size: int, batch: list[P.Pair], ctx: _Context) -> tuple[list, Tensor | None, str]:
@@ -239,10 +251,45 @@ def _generate(animator, model_size: int, batch: list[P.Pair], ctx: _Context) -> 
         driving = expression_preserved_augmentation(driving, alpha=alpha, beta=beta).image.clamp(0, 1)
     try:
         with torch.inference_mode():
-            prediction = animator.animate_pairs(source, driving).float().cpu()
+            prediction = _animate(animator, [p for p, _, _ in good], source, driving, ctx).float().cpu()
     except (RuntimeError, ValueError, OstnetError) as exc:
         return items, None, f"generation failed: {type(exc).__name__}: {exc}".splitlines()[0]
     return items, prediction, ""
+
+
+def _animate(animator, pairs: list[P.Pair], source: Tensor, driving: Tensor, ctx: _Context) -> Tensor:
+    """Independent pairs (``animate_pairs``), or, with motion smoothing, the frames of each video in order
+    through the stateful Animator (a new source restarts its state)."""
+    if ctx.cfg.motion_smooth == "none":
+        return animator.animate_pairs(source, driving)
+    out, start = [], 0
+    while start < len(pairs):
+        end = start
+        while end < len(pairs) and pairs[end].source == pairs[start].source:
+            end += 1
+        if pairs[start].source != ctx.current_source:
+            animator.set_source(source[start : start + 1])
+            ctx.current_source = pairs[start].source
+        out.append(animator.animate(driving[start:end]).prediction)
+        start = end
+    return torch.cat(out)
+
+
+def frame_jitter(pred: Tensor, gt: Tensor, previous: tuple[Tensor, Tensor]) -> float:
+    """Mean |(pred - pred_prev) - (gt - gt_prev)|: change of the result from the last frame against that of the
+    ground truth (the ``jitter`` metric)."""
+    return ((pred - previous[0]) - (gt - previous[1])).abs().mean().item()
+
+
+def _add_jitter(result: PairMetrics, pair: P.Pair, pred: Tensor, driving: Tensor, ctx: _Context) -> None:
+    if ctx.cfg.protocol != "reconstruction":
+        return
+    key, size = _video_key(pair.driving), ctx.cfg.metric_size
+    p, g = M.resize_for_metrics(pred, size), M.resize_for_metrics(driving, size)
+    last = ctx.previous.get(key)
+    ctx.previous = {key: (pair.pair_id, p, g)}
+    if last is not None and last[0] == pair.pair_id - 1 and result.status == "ok":
+        result.jitter = frame_jitter(p, g, last[1:])
 
 
 def _run_batch(animator, model_size: int, batch: list[P.Pair], ctx: _Context, sample_dir: Path) -> list[PairMetrics]:
@@ -262,6 +309,7 @@ def _run_batch(animator, model_size: int, batch: list[P.Pair], ctx: _Context, sa
             results.append(PairMetrics(pair.pair_id, "failed", "prediction has NaN or infinite values"))
             continue
         results.append(ctx.scorer.score(pair, pred.clamp(0, 1), source, driving))
+        _add_jitter(results[-1], pair, pred.clamp(0, 1), driving, ctx)
         if pair.pair_id in ctx.samples:
             save_image(sample_dir / f"{pair.pair_id:06d}.png", to_uint8(pred))
     return results
@@ -301,7 +349,9 @@ def _evaluate_pending(
 
     cfg = ctx.cfg
     model = load_checkpoint(checkpoint, map_location=cfg.device)
-    animator = Animator(model, device=cfg.device, dtype=cfg.dtype)
+    # Sequential (smoothed) animation drives with absolute keypoints where independent pairs would (no anchor).
+    mode = "auto" if cfg.motion_smooth == "none" or model.has_scale_transform else "absolute"
+    animator = Animator(model, device=cfg.device, dtype=cfg.dtype, mode=mode, motion_smooth=cfg.motion_smooth)
     bar = tqdm(
         total=limit,
         initial=limit - len(pending),

@@ -60,6 +60,9 @@ METRICS = {
                    "vs source", 3),
         MetricSpec("pose_distance", "Pose/expr dist", False, "mean L2 distance of 68 landmarks, each set "
                    "centred and divided by sqrt(hull area), prediction vs driving", 3),
+        MetricSpec("jitter", "Jitter", False, "reconstruction protocol, consecutive frames of one video: mean "
+                   "|(pred_t - pred_t-1) - (gt_t - gt_t-1)| over pixels, RGB [0, 1] at 256x256 (0: the result "
+                   "changes from frame to frame exactly as the real video does)", 4),
     )
 }  # fmt: skip
 
@@ -69,6 +72,8 @@ FACE_METRICS = ("akd", "aed", "scale_error", "csim", "identity_distance", "pose_
 
 
 def metrics_for(protocol: str) -> tuple[str, ...]:
+    if protocol == "reconstruction":  # consecutive frames of a video: the temporal metric applies
+        return (*SAME_IDENTITY_METRICS, "jitter")
     return CROSS_IDENTITY_METRICS if protocol == "cross-identity" else SAME_IDENTITY_METRICS
 
 
@@ -92,6 +97,7 @@ class PairMetrics:
     csim: float | None = None
     identity_distance: float | None = None
     pose_distance: float | None = None
+    jitter: float | None = None
     face_note: str = ""
 
 

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from ostnet.errors import OstnetError
 from ostnet.geometry.keypoints import normalize_relative
+from ostnet.inference.smoothing import SmoothingConfig, make_smoother, smooth_tensors
 from ostnet.models.ostnet import OSTNet
 from ostnet.models.outputs import Keypoints
 
@@ -89,6 +90,9 @@ class Animator:
         dtype: ``fp32``, ``bf16`` or ``fp16`` (autocast; the weights stay fp32).
         mode: motion mode (see the module docstring).
         adapt_scale: for ``relative``, scale the motion by the keypoint hull areas (FOMM's adapt_movement_scale).
+        motion_smooth: temporal smoothing of the driving motion (keypoints, Jacobians, z) in ``animate``: a
+            method name (``none``, ``ema``, ``kalman``, ``one-euro``) or a ``SmoothingConfig``. Its state
+            carries from call to call and restarts with ``set_source``. ``animate_pairs`` never smooths.
     """
 
     def __init__(
@@ -98,6 +102,7 @@ class Animator:
         dtype: str = "fp32",
         mode: Mode = "auto",
         adapt_scale: bool = False,
+        motion_smooth: SmoothingConfig | str = "none",
     ) -> None:
         if dtype not in DTYPES:
             raise OstnetError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
@@ -108,6 +113,7 @@ class Animator:
         self.model = model.eval().to(self.device)
         self.mode = resolve_mode(model, mode)
         self.adapt_scale = adapt_scale
+        self.smoother = make_smoother(motion_smooth)
         self.source: SourceState | None = None
         self.anchor: Keypoints | None = None
 
@@ -136,6 +142,7 @@ class Animator:
             kp = self.model.detect(image)
             self.source = SourceState(image, kp, self.model.prepare_source(image, kp))
         self.anchor = None
+        self.smoother.reset()
         return self.source
 
     @torch.inference_mode()
@@ -156,7 +163,7 @@ class Animator:
         frames = self._to_device(driving, "driving")
         if self.mode == "relative" and self.anchor is None:
             self.set_anchor(frames[:1])
-        return self._step(_expand(self.source, frames.shape[0]), frames)
+        return self._step(_expand(self.source, frames.shape[0]), frames, smooth=True)
 
     @torch.inference_mode()
     def animate_pairs(self, source: Tensor, driving: Tensor) -> Tensor:
@@ -177,11 +184,16 @@ class Animator:
         driven = self.model.drive(state.kp, frames, rectify=self.mode != "absolute")
         return driven.kp_motion, driven.rectified, None if driven.st is None else driven.st.z
 
-    def _step(self, state: SourceState, frames: Tensor, anchor: Keypoints | None = ...) -> FrameBatch:
+    def _step(
+        self, state: SourceState, frames: Tensor, anchor: Keypoints | None = ..., smooth: bool = False
+    ) -> FrameBatch:
         anchor = self.anchor if anchor is ... else anchor
         with self._autocast():
             kp_motion, rectified, z = self._driving_keypoints(state, frames)
             if self.mode == "relative" and anchor is not None:
                 kp_motion = normalize_relative(state.kp, kp_motion, anchor, adapt_movement_scale=self.adapt_scale)
+            if smooth:
+                value, jacobian, z = smooth_tensors(self.smoother, [kp_motion.value, kp_motion.jacobian, z])
+                kp_motion = Keypoints(value, jacobian)
             out = self.model.generate(state.prepared, kp_motion, self.model.embedding_code(z))
         return FrameBatch(out.prediction.float().clamp(0, 1), rectified.float())

@@ -55,6 +55,7 @@ class AnimateOptions:
     checkpoint: Path | None = None
     mode: str = "auto"  # one of MODES; auto = anchor-free for OSTNet (ST) models, relative otherwise
     adapt_scale: bool = False
+    motion_smooth: str = "none"  # none | ema | kalman | one-euro (ostnet.inference.smoothing)
     crop: CropOptions = field(default_factory=CropOptions)
     paste_back: bool = False
     side_by_side: bool = False
@@ -258,7 +259,14 @@ def load_animator(options: AnimateOptions) -> Animator:
 def animator_for(model, options: AnimateOptions) -> Animator:
     """An Animator for ``model`` with the options' device, dtype and mode (best-frame sets a relative anchor)."""
     mode = "relative" if options.mode == "best-frame" else options.mode
-    return Animator(model, device=options.device, dtype=options.dtype, mode=mode, adapt_scale=options.adapt_scale)
+    return Animator(
+        model,
+        device=options.device,
+        dtype=options.dtype,
+        mode=mode,
+        adapt_scale=options.adapt_scale,
+        motion_smooth=options.motion_smooth,
+    )
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
