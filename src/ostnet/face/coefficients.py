@@ -231,15 +231,11 @@ def stack_coefficients(per_frame: list[FaceCoefficients | None]) -> dict[str, np
 
 
 def save_clip_coefficients(folder: Path, per_frame: list[FaceCoefficients | None]) -> Path:
-    """Write ``folder/coefficients.npz`` (atomically: a temporary file renamed into place)."""
-    path = Path(folder) / COEFFICIENTS_FILE
-    tmp = path.with_name(f".{COEFFICIENTS_FILE}.tmp.npz")
-    try:
-        np.savez(tmp, **stack_coefficients(per_frame))
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """Write ``folder/coefficients.npz`` atomically (``ostnet.io.atomic``)."""
+    from ostnet.io.atomic import atomic_write
+
+    arrays = stack_coefficients(per_frame)
+    return atomic_write(Path(folder) / COEFFICIENTS_FILE, lambda tmp: np.savez(tmp, **arrays))
 
 
 def load_clip_coefficients(folder: Path) -> dict[str, np.ndarray] | None:
