@@ -154,12 +154,56 @@ class DataConfig:
 
 
 @dataclass
+class DiscriminatorConfig:
+    """PatchGAN discriminator (pix2pix / VQGAN's NLayerDiscriminator layout; docs/design.md "Adversarial").
+
+    One PatchGAN per entry of ``scales`` (1.0 = the image, 0.5 = downsampled by 2, ...); ``(1.0,)`` is the
+    single PatchGAN of the codebooks' official code [C]; several scales are FOMM's and PECHead's multi-scale
+    option. Each PatchGAN: ``num_layers`` stride-2 4x4 convs (width doubling from ``block_expansion``, capped at
+    ``max_features``), one stride-1 4x4 conv and a 4x4 conv to one logit per patch; LeakyReLU 0.2.
+    """
+
+    scales: tuple[float, ...] = (1.0,)
+    block_expansion: int = 64
+    max_features: int = 512
+    num_layers: int = 3
+    norm: Literal["instance", "none"] = "instance"
+    spectral_norm: bool = False
+
+
+@dataclass
+class AdversarialConfig:
+    """Adversarial training (codebooks paper's official settings [C], seed-systems.md §1 "training").
+
+    Off for the OSTNet presets (the OSTNet paper has no GAN). Hinge loss. The generator's GAN term is weighted by
+    ``weight * clamp(||grad L_rec|| / (||grad L_gan|| + 1e-4), 0, max_adaptive_weight)`` (gradients w.r.t.
+    the generator's last layer) when ``adaptive``, else by ``weight``. The discriminator and the GAN term start
+    when ``start_step`` optimiser steps are done ([C]: "starts at step 5001", i.e. after 5000 steps).
+    """
+
+    enabled: bool = False
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    weight: float = 0.8  # [C]
+    adaptive: bool = True  # [C]
+    adaptive_epsilon: float = 1e-4  # [C]
+    max_adaptive_weight: float = 1.0  # clamp to [0, 1] [C]
+    start_step: int = 5000  # [C]
+    lr: float = 8e-5  # [C] (same Adam as the generator)
+    betas: tuple[float, float] = (0.9, 0.99)  # [C]
+
+
+@dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    gan: AdversarialConfig = field(default_factory=AdversarialConfig)
+    # Exponential moving average of the model's weights (all networks that make the image; not the
+    # discriminator), updated after every optimiser step; used for evaluation and export when present (the
+    # run's final.safetensors holds it). None: off (OSTNet presets). The codebooks paper uses 0.995 [C].
+    ema_decay: float | None = None
     seed: int = 0
     max_steps: int | None = None
     max_seconds: float | None = None  # wall-clock budget of one fit(), checked after every step

@@ -37,6 +37,12 @@ FAST = [
 
 pytestmark = pytest.mark.slow
 
+# Adversarial training with a two-scale discriminator from step 2 on, and a weight EMA (final.safetensors is
+# then the EMA): the same equivalence and crash-safety must hold with the discriminator, its optimiser and the EMA.
+GAN = ["gan.enabled=true", "gan.start_step=1", "gan.discriminator.block_expansion=8",
+       "gan.discriminator.max_features=32", "gan.discriminator.scales=[1.0,0.5]", "ema_decay=0.9"]  # fmt: skip
+VARIANTS = pytest.mark.parametrize("extra", [[], [a for item in GAN for a in ("--set", item)]], ids=["plain", "gan"])
+
 
 def train_command(data: Path, out: Path, *extra: str, nproc: int = 1) -> list[str]:
     launcher = [sys.executable, "-m", "ostnet.cli"]
@@ -79,8 +85,9 @@ def relative_distance(a, b, reference, keys) -> float:
     return float((diff / moved).sqrt())
 
 
-def test_two_processes_match_one_process_with_the_same_global_batch(synthetic_root, tmp_path):
-    steps = ["--max-steps", "3", "--set", "checkpoint_every=1000"]
+@VARIANTS
+def test_two_processes_match_one_process_with_the_same_global_batch(synthetic_root, tmp_path, extra):
+    steps = ["--max-steps", "3", "--set", "checkpoint_every=1000", *extra]
     run(train_command(synthetic_root, tmp_path / "one", "--set", "data.batch_size=4", *steps))
     run(train_command(synthetic_root, tmp_path / "two", "--set", "data.batch_size=2", *steps, nproc=2))
     one, two = weights(tmp_path / "one"), weights(tmp_path / "two")
@@ -120,9 +127,10 @@ def start_and_kill(cmd: list[str], run_dir: Path, kill_after: int) -> None:
     assert proc.returncode == -signal.SIGKILL, "the run ended on its own before the kill"
 
 
-def test_sigkill_at_a_random_step_then_resume_matches_uninterrupted_run(synthetic_root, tmp_path):
+@VARIANTS
+def test_sigkill_at_a_random_step_then_resume_matches_uninterrupted_run(synthetic_root, tmp_path, extra):
     total = 8
-    steps = ["--max-steps", str(total), "--set", "checkpoint_every=1", "--set", "data.batch_size=2"]
+    steps = ["--max-steps", str(total), "--set", "checkpoint_every=1", "--set", "data.batch_size=2", *extra]
     run(train_command(synthetic_root, tmp_path / "full", *steps))
 
     for attempt in range(3):  # a kill that lands after the last step proves nothing: try another point

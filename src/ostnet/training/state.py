@@ -41,9 +41,12 @@ class Progress(NamedTuple):
 
 
 class CheckpointFiles(NamedTuple):
+    """The files of one checkpoint; ``ema``: the weight EMA (a loadable checkpoint) when the run keeps one."""
+
     step: int
     weights: Path
     state: Path
+    ema: Path | None = None
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -107,6 +110,11 @@ class RunFolder:
     def final_weights(self) -> Path:
         return self.root / "final.safetensors"
 
+    @property
+    def final_raw_weights(self) -> Path:
+        """The trained (not averaged) weights, written beside final.safetensors when that holds the EMA."""
+        return self.root / "final.raw.safetensors"
+
     def create(self) -> None:
         for folder in (self.root, self.checkpoint_dir, self.root / "samples", self.root / "tensorboard"):
             try:
@@ -132,12 +140,15 @@ class RunFolder:
             return None
         try:
             data = json.loads(self.pointer_path.read_text())
+            ema = self.checkpoint_dir / data["ema"] if data.get("ema") else None
             files = CheckpointFiles(
-                int(data["step"]), self.checkpoint_dir / data["weights"], self.checkpoint_dir / data["state"]
+                int(data["step"]), self.checkpoint_dir / data["weights"], self.checkpoint_dir / data["state"], ema
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise OstnetError(f"{self.pointer_path}: unreadable checkpoint pointer ({exc})") from None
-        for path in (files.weights, files.state):
+        for path in (files.weights, files.state, files.ema):
+            if path is None:
+                continue
             if not path.is_file():
                 raise OstnetError(f"{path}: named by {self.pointer_path} but missing")
         return files
@@ -149,19 +160,29 @@ class RunFolder:
         for folder in (self.root, self.checkpoint_dir):
             remove_temporaries(folder)
 
-    def save(self, model: torch.nn.Module, state: dict[str, Any], step: int) -> CheckpointFiles:
-        """Write weights, then state, then the pointer; then delete checkpoints older than ``keep_last``."""
+    def save(
+        self, model: torch.nn.Module, state: dict[str, Any], step: int, ema: torch.nn.Module | None = None
+    ) -> CheckpointFiles:
+        """Write weights (and the EMA's), then state, then the pointer; then delete checkpoints older than
+        ``keep_last``."""
         from ostnet.checkpoint import save_checkpoint
 
         name = f"step_{step:08d}"
         files = CheckpointFiles(
-            step, self.checkpoint_dir / f"{name}.safetensors", self.checkpoint_dir / f"{name}.state.pt"
+            step,
+            self.checkpoint_dir / f"{name}.safetensors",
+            self.checkpoint_dir / f"{name}.state.pt",
+            None if ema is None else self.checkpoint_dir / f"{name}.ema.safetensors",
         )
         save_checkpoint(model, files.weights, metadata={"step": str(step)})
+        if files.ema is not None:
+            save_checkpoint(ema, files.ema, metadata={"step": str(step), "ema": "true"})
         atomic_write(files.state, lambda tmp: torch.save(state, tmp))
-        pointer = json.dumps({"step": step, "weights": files.weights.name, "state": files.state.name})
-        atomic_write(self.pointer_path, lambda tmp: Path(tmp).write_text(pointer + "\n"))
-        self._prune(keep={files.weights.name, files.state.name})
+        pointer = {"step": step, "weights": files.weights.name, "state": files.state.name}
+        if files.ema is not None:
+            pointer["ema"] = files.ema.name
+        atomic_write(self.pointer_path, lambda tmp: Path(tmp).write_text(json.dumps(pointer) + "\n"))
+        self._prune(keep={p.name for p in files[1:] if p is not None})
         return files
 
     def _prune(self, keep: set[str]) -> None:

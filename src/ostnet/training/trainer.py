@@ -35,6 +35,7 @@ from ostnet.errors import OstnetError
 from ostnet.losses.objective import LossTerms, Objective
 from ostnet.models.ostnet import build_model
 from ostnet.models.outputs import ModelOutput
+from ostnet.training.adversary import Adversary
 from ostnet.training.distributed import (
     DistInfo,
     ShardedSampler,
@@ -44,6 +45,7 @@ from ostnet.training.distributed import (
     seed_everything,
     setup_distributed,
 )
+from ostnet.training.ema import ModelEMA
 from ostnet.training.state import (
     STATE_FORMAT,
     STATE_VERSION,
@@ -63,10 +65,12 @@ _AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class StepResult(NamedTuple):
-    """terms: the losses of the step; output: the model output, detached (for visualisation)."""
+    """terms: the losses of the step; output: the model output, detached (for visualisation); scalars: more
+    detached values to log, keyed by their TensorBoard tag (the GAN terms, ``gan/...``)."""
 
     terms: LossTerms
     output: ModelOutput
+    scalars: dict[str, Tensor] = {}
 
 
 def _detach(value: Any) -> Any:
@@ -87,6 +91,7 @@ def train_step(
     precision: str = "fp32",
     grad_clip: float | None = None,
     tps_seed: int | None = None,
+    adversary: Adversary | None = None,
 ) -> StepResult:
     """One optimisation step on ``batch`` (tensors already on the model's device).
 
@@ -97,20 +102,30 @@ def train_step(
         precision: "fp32", "bf16" or "fp16" autocast for the forward pass and the losses.
         grad_clip: max global L2 norm of the gradients (after unscaling), or None.
         tps_seed: seed of the equivariance transforms (see ``Objective``).
+        adversary: when given, the GAN term joins the generator loss and the discriminator takes one step
+            after the generator (``ostnet.training.adversary``); the caller passes it only once the GAN starts.
     """
     dtype = _AUTOCAST[precision]
     optimizer.zero_grad(set_to_none=True)
+    scalars: dict[str, Tensor] = {}
     with torch.autocast(batch.source.device.type, dtype=dtype, enabled=dtype is not None):
         out = model(batch.source, batch.driving)
         terms = objective(model, batch, out, tps_seed=tps_seed)
-    scaler.scale(terms.total).backward()
+        total = terms.total
+        if adversary is not None:
+            gan, weight = adversary.generator_term(model, terms.total, out.prediction)
+            total = total + weight * gan
+            scalars = {"gan/g_loss": gan.detach().float(), "gan/weight": weight.float()}
+    scaler.scale(total).backward()
     if grad_clip is not None:
         scaler.unscale_(optimizer)
         params = [p for group in optimizer.param_groups for p in group["params"]]
         torch.nn.utils.clip_grad_norm_(params, grad_clip)
     scaler.step(optimizer)
     scaler.update()
-    return StepResult(_detach(terms), _detach(out))
+    if adversary is not None:
+        scalars.update(adversary.discriminator_step(batch.target, out.prediction.detach(), dtype))
+    return StepResult(_detach(terms), _detach(out), scalars)
 
 
 def check_train_config(cfg: C.TrainConfig) -> None:
@@ -124,6 +139,24 @@ def check_train_config(cfg: C.TrainConfig) -> None:
         raise OstnetError("data.batch_size and data.num_repeats must be >= 1")
     if cfg.max_steps is not None and cfg.max_steps < 1:
         raise OstnetError(f"max_steps: must be >= 1, got {cfg.max_steps}")
+    if cfg.ema_decay is not None and not 0 <= cfg.ema_decay < 1:
+        raise OstnetError(f"ema_decay: must be in [0, 1) or null, got {cfg.ema_decay}")
+    if cfg.gan.enabled:
+        _check_gan_config(cfg.gan, cfg.model.image_size)
+
+
+def _check_gan_config(gan: C.AdversarialConfig, image_size: int) -> None:
+    d = gan.discriminator
+    if gan.start_step < 0:
+        raise OstnetError(f"gan.start_step: must be >= 0, got {gan.start_step}")
+    if d.num_layers < 1 or not d.scales or any(not 0 < s <= 1 for s in d.scales):
+        raise OstnetError(f"gan.discriminator: num_layers must be >= 1 and scales in (0, 1], got {d}")
+    smallest = min(d.scales) * image_size / 2**d.num_layers
+    if smallest < 4:
+        raise OstnetError(
+            f"gan.discriminator: scale {min(d.scales)} of a {image_size} px image is too small for "
+            f"{d.num_layers} stride-2 layers (needs >= 4 px after them); fewer layers or larger scales"
+        )
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -213,6 +246,11 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(o.milestones), gamma=o.gamma)
         self.scaler = torch.amp.GradScaler(self.dist.device.type, enabled=cfg.precision == "fp16")
+        self.adversary = None
+        if cfg.gan.enabled:
+            torch.manual_seed(cfg.seed + 1)  # the same initial discriminator on every rank
+            self.adversary = Adversary(cfg.gan, cfg.model.num_channels, self.dist, cfg.precision)
+        self.ema = ModelEMA(self.raw_model, cfg.ema_decay) if cfg.ema_decay is not None else None
         self.progress = Progress()
         self._deadline: float | None = None  # set by fit() from cfg.max_seconds
         seed_everything(cfg.seed + self.dist.rank)  # per-rank streams for anything not tied to the data
@@ -262,6 +300,7 @@ class Trainer:
         if state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
         self.progress = Progress(*state["progress"])
+        self._load_extras(state, files)
         rngs = state["rng"]
         if len(rngs) == self.dist.world_size:
             restore_rng(rngs[self.dist.rank])
@@ -271,6 +310,20 @@ class Trainer:
                 self.dist.world_size,
                 len(rngs),
             )
+
+    def _load_extras(self, state: dict[str, Any], files: CheckpointFiles) -> None:
+        """The discriminator (its optimiser, scaler) and the weight EMA, when this run has them."""
+        if self.adversary is not None:
+            if state.get("adversary") is None:
+                log.warning("%s: no discriminator in the checkpoint: a fresh one starts now", files.state)
+            else:
+                self.adversary.load_state_dict(state["adversary"])
+        if self.ema is not None:
+            if files.ema is None:
+                log.warning("%s: no weight EMA in the checkpoint: it restarts from the current weights", files.state)
+                self.ema = ModelEMA(self.raw_model, self.ema.decay)
+            else:
+                load_weights_into(self.ema.module, files.ema)
 
     def _training_state(self) -> dict[str, Any]:
         rngs = all_gather_objects(capture_rng(), self.dist)  # collective: every rank calls it
@@ -282,6 +335,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": rngs,
+            "adversary": None if self.adversary is None else self.adversary.state_dict(),
             "world_size": self.dist.world_size,
             "model_config": C.to_json(self.cfg.model),
             "train_config": C.to_json(self.cfg),
@@ -301,10 +355,20 @@ class Trainer:
             if saved_at != self.progress.step:
                 self.save_checkpoint()
             if self.dist.is_main:
-                save_checkpoint(self.raw_model, self.folder.final_weights, metadata={"step": str(self.progress.step)})
+                self._save_final()
         finally:
             logger.close()
         return self.folder.final_weights
+
+    def _save_final(self) -> None:
+        """final.safetensors: the EMA weights when the run keeps them (then final.raw.safetensors holds the
+        trained weights), else the trained weights."""
+        meta = {"step": str(self.progress.step)}
+        if self.ema is None:
+            save_checkpoint(self.raw_model, self.folder.final_weights, metadata=meta)
+            return
+        save_checkpoint(self.raw_model, self.folder.final_raw_weights, metadata=meta)
+        save_checkpoint(self.ema.module, self.folder.final_weights, metadata={**meta, "ema_decay": str(self.ema.decay)})
 
     def _train_epoch(self, logger: TrainLogger, saved_at: int) -> int:
         """Train the rest of this epoch (or until max_steps); returns the step of the last checkpoint."""
@@ -330,7 +394,10 @@ class Trainer:
                 precision=cfg.precision,
                 grad_clip=cfg.optim.grad_clip,
                 tps_seed=step_seed(cfg.seed, self.progress.step),
+                adversary=self.adversary if self.adversary and self.adversary.active(p.step) else None,
             )
+            if self.ema is not None:
+                self.ema.update(self.raw_model)
             p = self.progress = Progress(p.step + 1, p.epoch, p.batch_in_epoch + 1)
             logger.after_step(p.step, batch, result, self.optimizer.param_groups[0]["lr"], cfg)
             if p.step % cfg.checkpoint_every == 0:
@@ -362,4 +429,5 @@ class Trainer:
         """Weights + training state + pointer (main rank writes; every rank takes part in the RNG gather)."""
         state = self._training_state()
         if self.dist.is_main:
-            self.folder.save(self.raw_model, state, self.progress.step)
+            ema = None if self.ema is None else self.ema.module
+            self.folder.save(self.raw_model, state, self.progress.step, ema=ema)

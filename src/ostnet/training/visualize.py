@@ -117,6 +117,7 @@ class TrainLogger:
 
     def _log_scalars(self, step: int, batch_size: int, result: StepResult, lr: float) -> None:
         terms = all_reduce_mean(result.terms.as_dict(), self.info)  # collective
+        extra = all_reduce_mean(dict(result.scalars), self.info)  # collective (same keys on every rank)
         now = time.perf_counter()
         rate = (step - self._last_step) * batch_size * self.info.world_size / max(now - self._last_time, 1e-9)
         self._last_time, self._last_step = now, step
@@ -125,6 +126,8 @@ class TrainLogger:
         values = {name: float(v) for name, v in terms.items()}
         for name, value in values.items():
             self.writer.add_scalar(f"loss/{name}", value, step)
+        for tag, value in extra.items():
+            self.writer.add_scalar(tag, float(value), step)
         self.writer.add_scalar("train/lr", lr, step)
         self.writer.add_scalar("train/samples_per_s", rate, step)
         self.bar.set_postfix(loss=f"{values['total']:.4g}", rec=f"{values['rec_driving']:.4g}", sps=f"{rate:.1f}")
