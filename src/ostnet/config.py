@@ -78,6 +78,35 @@ class ScaleTransformConfig:
 
 
 @dataclass
+class CodebookConfig:
+    """Multi-scale compensatory codebooks (Zhao, Hong, Huang, Xu, CVPR 2025; facts in seed-systems.md §1 with
+    their sources: [P] paper/abstract, [C] official code). Off (both False) for the OSTNet presets.
+
+    The compensation sits in the OSTNet generator: its feature levels (coarsest first: 32, 64, 128, 256 px at
+    256 px input) are the codebook scales [P, C]; ``levels`` picks the compensated ones (0 = coarsest). Tokens
+    live on the grid of the coarsest level (32x32 at 256 px, proportional at other sizes) [C].
+    """
+
+    motion: bool = False  # MCC: motion codebook compensation of the flow and occlusion [P, C]
+    appearance: bool = False  # ACC: appearance codebook compensation of the warped features [P, C]
+    levels: tuple[int, ...] = (0, 1, 2, 3)  # coarse to fine at 32, 64, 128, 256 (at 256 px) [P, C]
+    allocation: Literal["prefix", "disjoint", "none"] = "prefix"  # scale i of S searches [0, (i+1) M / S) [P, C]
+    motion_codes: int = 1024  # [C]
+    motion_dim: int = 32  # [C]
+    appearance_codes: int = 1024  # [C]
+    appearance_dim: int = 256  # [C]
+    num_layers: int = 2  # transformer layers [C]
+    num_heads: int = 8  # [C]
+    beta: float = 0.25  # VQ commitment weight [C]
+    dead_after: int = 100  # training steps unused after which a code counts as dead (ours)
+    restart_dead_codes: bool = False  # ours (seed-systems.md "risks"); off = the official behaviour
+
+    @property
+    def enabled(self) -> bool:
+        return self.motion or self.appearance
+
+
+@dataclass
 class ModelConfig:
     """A complete model description. Stored inside every checkpoint."""
 
@@ -88,10 +117,38 @@ class ModelConfig:
     dense_motion: DenseMotionConfig = field(default_factory=DenseMotionConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     scale_transform: ScaleTransformConfig = field(default_factory=ScaleTransformConfig)
+    codebooks: CodebookConfig = field(default_factory=CodebookConfig)
 
     def __post_init__(self) -> None:
         if self.generator.scale_embedding and not self.scale_transform.enabled:
             raise ValueError("scale_embedding (SE) needs the scale transformation (ST): z comes from ST")
+        if self.codebooks.enabled:
+            _check_codebooks(self)
+
+
+def _check_codebooks(cfg: ModelConfig) -> None:
+    cb, g = cfg.codebooks, cfg.generator
+    if g.kind != "ostnet":
+        raise ValueError("codebooks: the compensation needs the OSTNet generator (generator.kind=ostnet)")
+    levels = g.num_down_blocks + 1
+    if not cb.levels or list(cb.levels) != sorted(set(cb.levels)) or not all(0 <= i < levels for i in cb.levels):
+        raise ValueError(f"codebooks.levels: increasing, distinct levels in 0..{levels - 1}, got {list(cb.levels)}")
+    if max(cb.levels) > 0 and not g.skip_connections:
+        raise ValueError("codebooks.levels above 0 need generator.skip_connections (the warped skips are compensated)")
+    for name, codes, dim in (("motion", cb.motion_codes, cb.motion_dim), ("appearance", cb.appearance_codes,
+                                                                          cb.appearance_dim)):  # fmt: skip
+        if codes % len(cb.levels):
+            raise ValueError(
+                f"codebooks.{name}_codes: {codes} codes cannot be split into {len(cb.levels)} scale slices"
+            )
+        if dim % cb.num_heads:
+            raise ValueError(f"codebooks.{name}_dim: {dim} is not divisible by num_heads={cb.num_heads}")
+    token = cfg.image_size // 2**g.num_down_blocks
+    motion = round(cfg.image_size * cfg.dense_motion.scale_factor)
+    if motion < token or motion % token or (motion // token) & (motion // token - 1):
+        raise ValueError(
+            f"codebooks: the motion grid ({motion} px) must be the token grid ({token} px) times a power of 2"
+        )
 
 
 @dataclass
@@ -122,6 +179,10 @@ class LossConfig:
     tps_sigma_affine: float = 0.05  # FOMM equivariance transform (reference-architecture.md §6.2)
     tps_sigma_tps: float = 0.005
     tps_points: int = 5
+    # Codebooks (seed-systems.md §1, [C]); used only by models with codebooks.
+    lambda_vq_motion: float = 1.0  # VQ loss of the motion codebook [C]
+    lambda_flow_rec: float = 32.0  # L1 reconstruction of the flow from its codes [C]
+    lambda_vq_appearance: float = 1.0  # VQ loss of the appearance codebook on the ground-truth features [C]
     vgg_weights: str | None = None  # path to torchvision's vgg19-dcbb9e9d.pth; None: torch hub cache
     allow_random_vgg: bool = False  # explicit opt-in for random VGG weights (tests, offline demos)
 
@@ -280,6 +341,36 @@ def _tiny() -> ModelConfig:
     )
 
 
+def _compensation(**kwargs: Any) -> CodebookConfig:
+    return CodebookConfig(**{"motion": True, "appearance": True, **kwargs})
+
+
+def _codebooks_vox_256(name: str = "codebooks-vox-256", **kwargs: Any) -> ModelConfig:
+    """The codebooks paper's system as we build it: FOMM motion (K = 15) and our generator without ST and SE
+    (docs/design.md "Codebooks: the generator" says why not the official VQGAN-style one), MCC + ACC."""
+    return ModelConfig(
+        name=name,
+        generator=GeneratorConfig(scale_embedding=False),
+        scale_transform=ScaleTransformConfig(enabled=False),
+        codebooks=_compensation(**kwargs),
+    )
+
+
+def _ostnet_codebooks() -> ModelConfig:
+    """OSTNet (ST + SE) with the compensation in its generator; no published system has this."""
+    return ModelConfig(name="ostnet-codebooks", codebooks=_compensation())
+
+
+def _tiny_codebooks() -> ModelConfig:
+    """``tiny`` (ST + SE) with small MCC and ACC at all four levels, for tests and CPU runs."""
+    cfg = _tiny()
+    cfg.name = "tiny-codebooks"
+    cfg.codebooks = _compensation(
+        motion_codes=64, motion_dim=8, appearance_codes=64, appearance_dim=16, num_layers=1, num_heads=2
+    )
+    return cfg
+
+
 MODEL_PRESETS: dict[str, typing.Callable[[], ModelConfig]] = {
     "ostnet-vox-256": _ostnet_vox_256,
     "baseline": _baseline,
@@ -288,6 +379,13 @@ MODEL_PRESETS: dict[str, typing.Callable[[], ModelConfig]] = {
     "fomm-vox-256": _fomm_vox_256,
     "fomm-st-se": _fomm_st_se,
     "tiny": _tiny,
+    "codebooks-vox-256": _codebooks_vox_256,
+    "codebooks-vox-256-no-mcc": lambda: _codebooks_vox_256("codebooks-vox-256-no-mcc", motion=False),
+    "codebooks-vox-256-no-acc": lambda: _codebooks_vox_256("codebooks-vox-256-no-acc", appearance=False),
+    "codebooks-vox-256-single-scale": lambda: _codebooks_vox_256("codebooks-vox-256-single-scale", levels=(0,)),
+    "codebooks-vox-256-no-allocation": lambda: _codebooks_vox_256("codebooks-vox-256-no-allocation", allocation="none"),
+    "ostnet-codebooks": _ostnet_codebooks,
+    "tiny-codebooks": _tiny_codebooks,
 }
 
 
@@ -300,8 +398,22 @@ def model_preset(name: str) -> ModelConfig:
 
 
 def train_preset(name: str) -> TrainConfig:
-    """TrainConfig for a model preset: the paper's optimiser and schedule (App. A, §6.4 of the reference)."""
-    return TrainConfig(model=model_preset(name))
+    """TrainConfig for a model preset: the paper's optimiser and schedule (App. A, §6.4 of the reference).
+
+    The ``codebooks-vox-256*`` presets train with the codebooks paper's official recipe [C] (seed-systems.md §1
+    "training"; docs/design.md "Codebooks: training"): hinge GAN from step 5001 with the adaptive weight, EMA
+    0.995, Adam 8e-5 (0.9, 0.99) halved at 80 % and 90 % of training, L1 + pyramid perceptual, equivariance
+    weight 1. ``ostnet-codebooks`` and ``tiny-codebooks`` keep OSTNet's recipe (no GAN, no EMA).
+    """
+    cfg = TrainConfig(model=model_preset(name))
+    if name.startswith("codebooks-"):
+        cfg.gan.enabled = True
+        cfg.ema_decay = 0.995
+        cfg.optim = OptimConfig(lr=8e-5, betas=(0.9, 0.99), milestones=(80, 90), gamma=0.5, num_epochs=100)
+        cfg.loss.lambda_eq = 1.0
+        cfg.loss.pixel_weight = 1.0
+        cfg.data.batch_size = 4
+    return cfg
 
 
 # --------------------------------------------------------------------------------------------------

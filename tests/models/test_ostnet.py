@@ -5,6 +5,8 @@ import torch
 
 from ostnet import build_model
 from ostnet.config import MODEL_PRESETS, ModelConfig, model_preset
+from ostnet.data.dataset import TrainingPair
+from ostnet.losses.objective import codebook_terms
 from ostnet.models.ostnet import count_parameters
 
 
@@ -13,7 +15,15 @@ def _images(size, batch=1, seed=0):
     return torch.rand(batch, 3, size, size, generator=g), torch.rand(batch, 3, size, size, generator=g)
 
 
-@pytest.mark.parametrize("name", list(MODEL_PRESETS))
+# The full-width codebook presets take ~20 s each here; tests/models/test_codebooks.py runs every one of them at
+# small widths in the default suite.
+PRESETS = [
+    pytest.param(n, marks=pytest.mark.slow) if n.startswith(("codebooks-", "ostnet-codebooks")) else n
+    for n in MODEL_PRESETS
+]
+
+
+@pytest.mark.parametrize("name", PRESETS)
 def test_preset_forward_backward(name):
     cfg = model_preset(name)
     # The 256x256 presets are run at 128x128 here (same networks and parameters, a quarter of the pixels)
@@ -34,6 +44,8 @@ def test_preset_forward_backward(name):
         assert out.z is None and out.rectified is driving and out.kp_rectified is out.kp_driving
     assert torch.isfinite(out.prediction).all() and 0 <= out.prediction.min() and out.prediction.max() <= 1
     loss = out.prediction.mean() + out.rectified.mean() + out.kp_source.value.mean() + out.kp_driving.jacobian.mean()
+    codes = codebook_terms(model, TrainingPair(source, driving, driving, None, None, None), out)
+    loss = loss + sum(t for t in codes[:3] if t is not None)  # the codebooks learn from their own losses
     loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not missing, f"parameters without a finite gradient: {missing[:5]}"

@@ -8,6 +8,12 @@
 * L_eq:     equivariance of the keypoint detector under a random TPS of the source, Eq. 8 (value + Jacobian).
 * L_dist:   keypoint distance hinge on the source keypoints, Eq. 9 (see keypoint_distance.py for the sign).
 
+Models with compensatory codebooks (seed-systems.md §1 [C]) add, with the weights of ``LossConfig``:
+
+* lambda_vq_motion L_vq(motion codebook), summed over the compensated scales (weight 1);
+* lambda_flow_rec  L1 of the flow reconstructed from its codes, averaged over the scales (weight 32);
+* lambda_vq_appearance L_vq(appearance codebook) of the ground-truth driving frame's features (weight 1).
+
 The objective lives outside the networks (style.md §3.8): it takes the model, the batch and the model output.
 """
 
@@ -43,10 +49,16 @@ class LossTerms(NamedTuple):
     eq_value: Tensor | None
     eq_jacobian: Tensor | None
     dist: Tensor | None
+    vq_motion: Tensor | None = None
+    flow_rec: Tensor | None = None
+    vq_appearance: Tensor | None = None
+    code_usage: dict[str, Tensor] | None = None  # "codes/..." scalars: perplexity and dead codes per scale
 
     def as_dict(self) -> dict[str, Tensor]:
-        """Detached scalars for logging, keyed by term name; absent terms are left out."""
-        return {name: value.detach() for name, value in self._asdict().items() if value is not None}
+        """Detached loss scalars for logging, keyed by term name; absent terms (and code usage) are left out."""
+        terms = self._asdict()
+        terms.pop("code_usage")
+        return {name: value.detach() for name, value in terms.items() if value is not None}
 
 
 def _weighted(weight: float, *terms: Tensor | None) -> Tensor | float:
@@ -94,13 +106,17 @@ class Objective(nn.Module):
             eq = equivariance_loss(model.kp_detector, batch.source, out.kp_source, transform, cfg.equivariance_jacobian)
             eq_value, eq_jacobian = eq.value, eq.jacobian
         dist = keypoint_distance_loss(out.kp_source.value, cfg.kp_distance_margin) if cfg.lambda_dist else None
+        codes = codebook_terms(model, batch, out)
         total = (
             _weighted(cfg.lambda_rec, rec_driving, rec_rectified)
             + _weighted(cfg.lambda_eq, eq_value, eq_jacobian)
             + _weighted(cfg.lambda_dist, dist)
+            + _weighted(cfg.lambda_vq_motion, codes.vq_motion)
+            + _weighted(cfg.lambda_flow_rec, codes.flow_rec)
+            + _weighted(cfg.lambda_vq_appearance, codes.vq_appearance)
         )
         total = torch.as_tensor(total, dtype=torch.float32, device=rec_driving.device)
-        return LossTerms(total, rec_driving, rec_rectified, eq_value, eq_jacobian, dist)
+        return LossTerms(total, rec_driving, rec_rectified, eq_value, eq_jacobian, dist, *codes)
 
     def _transform(self, batch: TrainingPair, tps_seed: int | None) -> RandomTPS:
         cfg = self.cfg
@@ -112,3 +128,37 @@ class Objective(nn.Module):
         return random_tps_for_samples(
             indices, tps_seed, cfg.tps_sigma_affine, cfg.tps_sigma_tps, cfg.tps_points, device=device
         )
+
+
+class CodebookTerms(NamedTuple):
+    vq_motion: Tensor | None
+    flow_rec: Tensor | None
+    vq_appearance: Tensor | None
+    code_usage: dict[str, Tensor] | None
+
+
+def codebook_terms(model: nn.Module, batch: TrainingPair, out: ModelOutput) -> CodebookTerms:
+    """The codebook losses of a model with compensatory codebooks (all None without), and the code usage:
+    ``codes/{motion,appearance}_perplexity_s{i}`` and ``codes/{motion,appearance}_dead_s{i}`` per scale i."""
+    stats = out.codebooks
+    if stats is None:
+        return CodebookTerms(None, None, None, None)
+    usage: dict[str, Tensor] = {}
+    vq_motion = None
+    if stats.motion:
+        vq_motion = torch.stack([q.loss for q in stats.motion]).sum()
+        usage.update(_usage("motion", stats.motion, model.generator.compensation.mcc.quantizer))
+    appearance = model.generator.quantize_appearance(batch.target, model.embedding_code(out.z))
+    vq_appearance = None
+    if appearance:
+        vq_appearance = torch.stack([q.loss for q in appearance]).sum()
+        usage.update(_usage("appearance", appearance, model.generator.compensation.acc.quantizer))
+    return CodebookTerms(vq_motion, stats.flow_reconstruction, vq_appearance, usage)
+
+
+def _usage(name: str, outputs: list, quantizer: nn.Module) -> dict[str, Tensor]:
+    usage = {}
+    for scale, q in enumerate(outputs):
+        usage[f"codes/{name}_perplexity_s{scale}"] = q.perplexity.detach().float()
+        usage[f"codes/{name}_dead_s{scale}"] = quantizer.dead_codes(scale).sum().float()
+    return usage

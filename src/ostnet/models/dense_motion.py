@@ -89,8 +89,9 @@ class DenseMotionNetwork(nn.Module):
         features = self.hourglass(torch.cat([heatmaps, deformed], dim=2).reshape(b, -1, h, w))
         mask = F.softmax(self.mask(features), dim=1)  # (B, K+1, h, w)
         deformation = (mask[..., None] * motions).sum(dim=1)  # (B, h, w, 2)
-        occlusion = torch.sigmoid(self.occlusion(features)) if self.occlusion is not None else None
-        return MotionField(deformation=deformation, occlusion=occlusion, mask=mask, sparse_deformed=deformed)
+        logit = self.occlusion(features) if self.occlusion is not None else None
+        occlusion = torch.sigmoid(logit) if logit is not None else None
+        return MotionField(deformation, occlusion, mask, deformed, logit)
 
     def heatmap_differences(self, prepared: DenseMotionSource, kp_driving: Keypoints) -> Tensor:
         """G(kd_k) - G(ks_k) with a leading zero background channel: (B, K+1, 1, h, w)."""

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from ostnet.config import ModelConfig
 from ostnet.geometry import resize_flow, warp
 from ostnet.models.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d, embed
+from ostnet.models.codebooks import Compensation
 from ostnet.models.dense_motion import DenseMotionNetwork, warp_features
 from ostnet.models.outputs import GeneratorOutput, Keypoints
 
@@ -65,6 +66,8 @@ class OSTNetGenerator(nn.Module):
             self.z_up = nn.ModuleList(nn.Linear(z_dim, c) for c in up_in)  # W^w_i
         else:
             self.z_down = self.z_up = None
+        # Compensatory codebooks (MCC / ACC) at the levels of cfg.codebooks; ostnet/models/codebooks.py
+        self.compensation = Compensation(cfg, ch) if cfg.codebooks.enabled else None
 
     def prepare_source(self, source: Tensor, kp_source: Keypoints) -> PreparedSource:
         return PreparedSource(source, self.first(source), self.dense_motion_network.prepare_source(source, kp_source))
@@ -79,18 +82,45 @@ class OSTNetGenerator(nn.Module):
         if (z is None) != (self.z_down is None):
             raise ValueError("z must be given exactly when the generator has scale embedding (SE)")
         motion = self.dense_motion_network.forward_prepared(prepared.motion, kp_driving)
-        features = [prepared.stem]
-        for i, block in enumerate(self.down_blocks):  # f_{i+1} = F_down^i(f_i + W_i z)
-            features.append(block(embed(features[-1], z, self._layer(self.z_down, i))))
-        out = self.bottleneck(warp_features(features[-1], motion))  # f_L^w
+        features = self._encode_from(prepared.stem, z)
+        state = None if self.compensation is None else self.compensation.begin(motion, kp_driving.value)
+
+        def warped(level: int) -> Tensor:  # level 0 = the coarsest (bottleneck) feature
+            feature = features[-1 - level]
+            return warp_features(feature, motion) if state is None else self.compensation.warp(level, feature, state)
+
+        out = self.bottleneck(warped(0))  # f_L^w
         for j, block in enumerate(self.up_blocks):  # f_i^w = F_up^i(f_{i+1}^w + W^w_i z)
             out = block(embed(out, z, self._layer(self.z_up, j)))
             if self.skip_connections:
-                out = torch.cat([out, warp_features(features[-j - 2], motion)], dim=1)
+                out = torch.cat([out, warped(j + 1)], dim=1)
         prediction = torch.sigmoid(self.final(out))
+        stats = None
+        if state is not None:
+            motion, stats = state.motion(), self.compensation.stats(state)
         h, w = prepared.image.shape[-2:]
         deformed = warp(prepared.image, resize_flow(motion.deformation, h, w))
-        return GeneratorOutput(prediction=prediction, deformed=deformed, motion=motion)
+        return GeneratorOutput(prediction=prediction, deformed=deformed, motion=motion, codebooks=stats)
+
+    def encode(self, image: Tensor, z: Tensor | None) -> list[Tensor]:
+        """The encoder features f_1 .. f_L of an image (finest first), as Eq. 5 computes them for the source."""
+        return self._encode_from(self.first(image), z)
+
+    def _encode_from(self, stem: Tensor, z: Tensor | None) -> list[Tensor]:
+        features = [stem]
+        for i, block in enumerate(self.down_blocks):  # f_{i+1} = F_down^i(f_i + W_i z)
+            features.append(block(embed(features[-1], z, self._layer(self.z_down, i))))
+        return features
+
+    def quantize_appearance(self, image: Tensor, z: Tensor | None) -> list:
+        """VQ outputs of an image's encoder features at the compensated levels (coarsest first): how ACC's
+        codebook learns from the ground-truth driving frame. Empty without ACC."""
+        acc = None if self.compensation is None else self.compensation.acc
+        if acc is None:
+            return []
+        features = self.encode(image, z)
+        levels = self.cfg.codebooks.levels
+        return [acc.quantize_target(s, features[-1 - level]) for s, level in enumerate(levels)]
 
     @staticmethod
     def _layer(layers: nn.ModuleList | None, index: int) -> nn.Linear | None:

@@ -122,6 +122,7 @@ class OSTNet(nn.Module):
             deformation=gen.motion.deformation,
             occlusion=gen.motion.occlusion,
             deformed=gen.deformed,
+            codebooks=gen.codebooks,
         )
 
 

@@ -6,7 +6,7 @@ first to the last pixel centre (``align_corners=True``).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from torch import Tensor
 
@@ -29,20 +29,24 @@ class MotionField(NamedTuple):
     occlusion: (B, 1, h, w) in (0, 1), 1 = visible in the source; None when not estimated.
     mask: (B, K+1, h, w) softmax weights of the K+1 sparse motions (background first).
     sparse_deformed: (B, K+1, C, h, w) the downsampled source warped by each sparse motion.
+    With codebook compensation (MCC) the generator's output carries the compensated flow and occlusion.
     """
 
     deformation: Tensor
     occlusion: Tensor | None
     mask: Tensor
     sparse_deformed: Tensor
+    occlusion_logit: Tensor | None = None  # (B, 1, h, w) the occlusion before its sigmoid
 
 
 class GeneratorOutput(NamedTuple):
-    """prediction: (B, C, H, W) in [0, 1]; deformed: the source warped by the dense motion (B, C, H, W)."""
+    """prediction: (B, C, H, W) in [0, 1]; deformed: the source warped by the dense motion (B, C, H, W);
+    codebooks: what the compensatory codebooks did (``ostnet.models.codebooks.CodebookStats``), or None."""
 
     prediction: Tensor
     deformed: Tensor
     motion: MotionField
+    codebooks: Any = None
 
 
 class ScaleTransformOutput(NamedTuple):
@@ -77,3 +81,4 @@ class ModelOutput(NamedTuple):
     deformation: Tensor  # (B, h, w, 2) M_{S<-D^}
     occlusion: Tensor | None  # (B, 1, h, w)
     deformed: Tensor  # (B, C, H, W) source warped by the dense motion (visualisation)
+    codebooks: Any = None  # CodebookStats of models with compensatory codebooks, else None

@@ -78,6 +78,10 @@ def _detach(value: Any) -> Any:
         return value.detach()
     if isinstance(value, tuple) and hasattr(value, "_fields"):
         return type(value)(*(_detach(v) for v in value))
+    if isinstance(value, list):
+        return [_detach(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _detach(v) for k, v in value.items()}
     return value
 
 
@@ -112,10 +116,11 @@ def train_step(
         out = model(batch.source, batch.driving)
         terms = objective(model, batch, out, tps_seed=tps_seed)
         total = terms.total
+        scalars.update(terms.code_usage or {})
         if adversary is not None:
             gan, weight = adversary.generator_term(model, terms.total, out.prediction)
             total = total + weight * gan
-            scalars = {"gan/g_loss": gan.detach().float(), "gan/weight": weight.float()}
+            scalars.update({"gan/g_loss": gan.detach().float(), "gan/weight": weight.float()})
     scaler.scale(total).backward()
     if grad_clip is not None:
         scaler.unscale_(optimizer)
