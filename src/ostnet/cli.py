@@ -21,6 +21,7 @@ COMMANDS = [
     "train",
     "animate",
     "evaluate",
+    "inspect",
     "demo",
     "web",
 ]

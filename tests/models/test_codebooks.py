@@ -143,14 +143,18 @@ def _shared_weights(src: torch.nn.Module, dst: torch.nn.Module) -> None:
 def test_compensation_at_initialisation_equals_no_compensation(mode):
     cfg = C.model_preset("tiny-codebooks")
     cfg.codebooks.motion, cfg.codebooks.appearance = mode in ("both", "mcc"), mode in ("both", "acc")
+    cfg.dense_motion.estimate_occlusion = mode != "mcc"  # MCC also works without an occlusion map
     with_codes = build_model(cfg).eval()
-    plain = build_model("tiny").eval()
+    plain_cfg = C.model_preset("tiny")
+    plain_cfg.dense_motion.estimate_occlusion = cfg.dense_motion.estimate_occlusion
+    plain = build_model(plain_cfg).eval()
     _shared_weights(with_codes, plain)
     source, driving = _images()
     with torch.no_grad():
         a, b = with_codes(source, driving), plain(source, driving)
     torch.testing.assert_close(a.prediction, b.prediction, rtol=0, atol=1e-6)
     torch.testing.assert_close(a.deformation, b.deformation, rtol=0, atol=1e-6)
+    assert a.codebooks.motion == []  # outside training no code lookup: the inference graph has no argmin
 
 
 def _randomise_heads(model):
@@ -166,6 +170,7 @@ def test_permuting_codes_within_their_slices_changes_nothing(allocation):
     cfg.codebooks.allocation = allocation
     model = build_model(cfg).eval()
     _randomise_heads(model)  # at zero the heads would hide any dependence on the codes
+    model.generator.compensation.collect_codes = True  # also look the motion codes up (outside training)
     source, driving = _images()
     with torch.no_grad():
         before = model(source, driving)

@@ -208,16 +208,18 @@ class MotionCompensation(nn.Module):
         warped_feature: Tensor,
         kp_driving: Tensor,
         kp_variance: float,
-    ) -> tuple[Tensor, Tensor, QuantizerOutput, Tensor | None]:
-        """One level: (flow M_i, occlusion logit, VQ output of the flow tokens, L1 flow reconstruction or None).
+        quantize: bool = True,
+    ) -> tuple[Tensor, Tensor, QuantizerOutput | None, Tensor | None]:
+        """One level: (flow M_i, occlusion logit, VQ output of the flow tokens, L1 flow reconstruction).
 
         flow (B, m, m, 2); occlusion_logit (B, 1, m, m); warped_feature: this level's encoder feature warped by
-        ``flow`` (any size, pooled to T); kp_driving (B, K, 2).
+        ``flow`` (any size, pooled to T); kp_driving (B, K, 2). The VQ of the flow tokens (which only trains the
+        codebook and shows code usage) runs with ``quantize`` (else None); the reconstruction only in training.
         """
         t = self.token_size
         disp = self.displacement(flow).detach()
         tokens = self.flow_encoder(disp)  # (B, D, T, T)
-        vq = self.quantizer(tokens.permute(0, 2, 3, 1), scale)
+        vq = self.quantizer(tokens.permute(0, 2, 3, 1), scale) if quantize or self.training else None
         rec = None
         if self.training:
             rec = F.l1_loss(self.flow_decoder(vq.quantized.permute(0, 3, 1, 2)), disp)
@@ -227,7 +229,8 @@ class MotionCompensation(nn.Module):
         if delta.shape[-1] != self.motion_size:
             delta = F.interpolate(delta, size=self.motion_size, mode="bilinear", align_corners=True)
         flow = flow + delta[:, :2].permute(0, 2, 3, 1)
-        return flow, occlusion_logit + delta[:, 2:], vq, rec
+        occlusion_logit = None if occlusion_logit is None else occlusion_logit + delta[:, 2:]
+        return flow, occlusion_logit, vq, rec
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -289,8 +292,8 @@ class AppearanceCompensation(nn.Module):
 class _LevelState:
     """The motion as compensation proceeds coarse to fine, and what each level recorded."""
 
-    def __init__(self, motion: MotionField, kp_driving: Tensor) -> None:
-        self.flow, self.kp_driving = motion.deformation, kp_driving
+    def __init__(self, motion: MotionField, kp_driving: Tensor, collect_codes: bool) -> None:
+        self.flow, self.kp_driving, self.collect_codes = motion.deformation, kp_driving, collect_codes
         self.occlusion_logit = motion.occlusion_logit
         self.base = motion
         self.vq: list[QuantizerOutput] = []
@@ -309,8 +312,11 @@ class Compensation(nn.Module):
 
     The generator calls ``begin`` once per frame, then ``warp`` for each level from the coarsest to the finest
     (every level, compensated or not: an uncompensated level is warped by the latest compensated motion), then
-    ``stats``.
+    ``stats``. Outside training the motion codes are looked up only when ``collect_codes`` is set (``ostnet
+    inspect``): the image does not depend on them, and the inference graph stays free of argmin / bincount.
     """
+
+    collect_codes: bool = False
 
     def __init__(self, cfg: ModelConfig, channels: list[int]) -> None:
         super().__init__()
@@ -327,7 +333,7 @@ class Compensation(nn.Module):
         self.acc = AppearanceCompensation(cb, chosen, chosen_sizes, token) if cb.appearance else None
 
     def begin(self, motion: MotionField, kp_driving: Tensor) -> _LevelState:
-        return _LevelState(motion, kp_driving)
+        return _LevelState(motion, kp_driving, self.collect_codes or self.training)
 
     def warp(self, level: int, feature: Tensor, state: _LevelState) -> Tensor:
         """This level's encoder feature warped by the (compensated) motion, masked by the occlusion, and
@@ -336,9 +342,11 @@ class Compensation(nn.Module):
         if scale is not None and self.mcc is not None:
             warped = warp_features(feature, state.motion())
             state.flow, state.occlusion_logit, vq, rec = self.mcc(
-                scale, state.flow, state.occlusion_logit, warped, state.kp_driving, self.kp_variance
-            )
-            state.vq.append(vq)
+                scale, state.flow, state.occlusion_logit, warped, state.kp_driving, self.kp_variance,
+                quantize=state.collect_codes,
+            )  # fmt: skip
+            if vq is not None:
+                state.vq.append(vq)
             if rec is not None:
                 state.rec.append(rec)
         motion = state.motion()

@@ -1,0 +1,56 @@
+"""``ostnet inspect``: what a model does with one source and one driving frame, as images.
+
+    ostnet inspect CKPT --source portrait.png --driving talk.mp4 --output inspect/ [--frame 10]
+
+Writes into OUTPUT the source, driving frame, prediction (and the rectified frame for models with ST), the
+flow and occlusion after every compensated scale (the dense motion's own for models without codebooks) and,
+for models with codebooks, the code histograms of every scale. Works for any preset. The inputs are used
+whole, resized to the model's size: pass face crops (as `ostnet prepare` writes them).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ostnet.errors import OstnetError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inspect", help="write a model's per-scale flows, occlusions and code histograms as images")
+    p.add_argument("checkpoint", metavar="CKPT", type=Path, help="ostnet .safetensors checkpoint (any preset)")
+    p.add_argument("--source", metavar="IMAGE", type=Path, required=True, help="source face crop")
+    p.add_argument("--driving", metavar="VIDEO", type=Path, required=True, help="driving video, frame folder or image")
+    p.add_argument("--frame", type=int, default=0, help="index of the driving frame (default: 0)")
+    p.add_argument("--output", metavar="DIR", type=Path, required=True, help="folder for the images (replaced)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ostnet.checkpoint import load_checkpoint
+    from ostnet.data.transforms import resize_image
+    from ostnet.inference.inspect import inspect_pair, write_images
+    from ostnet.io.image import IMAGE_SUFFIXES, load_image, to_tensor
+    from ostnet.io.video import read_frames
+
+    if args.frame < 0:
+        raise OstnetError(f"--frame: must be >= 0, got {args.frame}")
+    model = load_checkpoint(args.checkpoint)
+    size = model.cfg.image_size
+    source = to_tensor(load_image(args.source))
+    if args.driving.suffix.lower() in IMAGE_SUFFIXES:
+        frames = load_image(args.driving)[None]
+    else:
+        frames = read_frames(args.driving, max_frames=args.frame + 1)
+    if args.frame >= len(frames):
+        raise OstnetError(f"--frame {args.frame}: {args.driving} has only {len(frames)} frame(s)")
+    driving = to_tensor(frames[args.frame])
+    torch.set_grad_enabled(False)
+    images = inspect_pair(
+        model, resize_image(source, size, size)[None].clamp(0, 1), resize_image(driving, size, size)[None].clamp(0, 1)
+    )
+    folder = write_images(images, args.output)
+    print(f"wrote {len(images)} images to {folder}")
+    return 0
