@@ -18,13 +18,16 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print("[" + ",\n".join(to_json(factory()) for factory in MODEL_PRESETS.values()) + "]")
         return 0
-    print(f"{'preset':<16} {'params':>12} {'size':>5} {'K':>3} {'ST':>3} {'SE':>3} generator")
+    width = max(len(name) for name in MODEL_PRESETS)
+    print(f"{'preset':<{width}} {'params':>12} {'size':>5} {'K':>3} {'ST':>3} {'SE':>3} {'codebooks':<9} generator")
     for name in MODEL_PRESETS:
         model = build_model(name)
         c = model.cfg
+        cb = c.codebooks
+        codes = "+".join(part for part, on in (("MCC", cb.motion), ("ACC", cb.appearance)) if on) or "no"
         print(
-            f"{name:<16} {count_parameters(model):>12,} {c.image_size:>5} {c.keypoints.num_kp:>3} "
+            f"{name:<{width}} {count_parameters(model):>12,} {c.image_size:>5} {c.keypoints.num_kp:>3} "
             f"{'yes' if c.scale_transform.enabled else 'no':>3} {'yes' if c.generator.scale_embedding else 'no':>3} "
-            f"{c.generator.kind}"
+            f"{codes:<9} {c.generator.kind}"
         )
     return 0
