@@ -75,7 +75,7 @@ def run_sanity(args: argparse.Namespace) -> dict:
     from ostnet.models.codebooks import MotionCompensation
 
     torch.manual_seed(args.seed)
-    cfg = CodebookConfig(motion=True)
+    cfg = CodebookConfig(motion=True, restart_dead_codes=args.restart, dead_after=args.dead_after)
     mcc = MotionCompensation(cfg, [8, 8, 8, 8], num_kp=1, motion_size=64, token_size=32).train()
     parts = [*mcc.flow_encoder.parameters(), *mcc.flow_decoder.parameters(), *mcc.quantizer.parameters()]
     optimizer = torch.optim.Adam(parts, lr=args.lr)
@@ -98,7 +98,8 @@ def run_sanity(args: argparse.Namespace) -> dict:
     mcc.eval()
     test = smooth_flows(64, 64, torch.Generator().manual_seed(12345))
     disp = mcc.displacement(test)
-    result = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "seconds": time.perf_counter() - start,
+    result = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "restart": args.restart,
+              "dead_after": args.dead_after, "seconds": time.perf_counter() - start,
               "zero_flow_l1": disp.abs().mean().item(), "scales": []}  # fmt: skip
     with torch.no_grad():
         for scale in range(4):
@@ -185,6 +186,8 @@ def run_ablation(args: argparse.Namespace) -> dict:
             final = _train(ablation_config(name, data, seed, args.steps, args.batch), run_dir)
             print(f"{name} seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
             runs[name].append((seed, final))
+    if args.train_only:
+        return {"trained": [str(final) for name in names for _, final in runs[name]]}
     results: dict = {"steps": args.steps, "batch": args.batch, "seeds": args.seeds, "pairs": args.pairs, "models": {}}
     for protocol in ("same-scale", "different-scale"):
         ckpts = [final for name in names for _, final in runs[name]]
@@ -257,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--restart", action="store_true", help="restart dead codes (CodebookConfig.restart_dead_codes)")
+    p.add_argument("--dead-after", type=int, default=100, help="steps without use after which a code is dead")
     p = sub.add_parser("ablation")
     p.add_argument("--output", required=True)
     p.add_argument("--steps", type=int, default=300)
@@ -264,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS))
     p.add_argument("--pairs", type=int, default=48)
+    p.add_argument("--train-only", action="store_true", help="train (e.g. one seed per process), do not evaluate")
     p = sub.add_parser("real")
     p.add_argument("--output", required=True)
     p.add_argument("--prepared", required=True, help="the clips prepared by `ostnet prepare --split-by-time 0.8`")
@@ -276,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     result = {"sanity": run_sanity, "ablation": run_ablation, "real": run_real}[args.what](args)
     (out / "results.json").write_text(json.dumps(result, indent=2))
-    if args.what == "ablation":
+    if args.what == "ablation" and not args.train_only:
         (out / "table.md").write_text(ablation_table(result) + "\n")
         print(ablation_table(result))
     else:

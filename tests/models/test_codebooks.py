@@ -233,6 +233,11 @@ def test_checkpoint_round_trip_and_animation_of_a_codebook_model(tmp_path):
             loaded.embedding_code(loaded.drive(loaded.detect(source), driving).st.z),
         ).prediction
     torch.testing.assert_close(frames, direct.clamp(0, 1))
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:  # as benchmarks/ counts FLOPs
+        loaded(source, driving)
+    assert counter.get_total_flops() > 0
 
 
 def test_bad_codebook_input_is_a_one_line_error(tmp_path, capsys):

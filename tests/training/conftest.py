@@ -49,6 +49,27 @@ def make_config(synthetic_root) -> Callable[..., C.TrainConfig]:
     return lambda *extra: fast_config(synthetic_root, *extra)
 
 
+@pytest.fixture(scope="session")
+def full_and_resumed(make_config, tmp_path_factory) -> Callable[..., tuple]:
+    """A function: overrides (ending at ``max_steps=3``) -> (the Trainer of an uninterrupted run, the Trainer of
+    a run stopped after 2 steps and resumed to the end)."""
+    from ostnet.training.trainer import Trainer
+
+    def fit(cfg: C.TrainConfig, run_dir: Path, resume: bool = False) -> Trainer:
+        trainer = Trainer(cfg, run_dir, resume=resume, device="cpu", show_progress=False)
+        trainer.fit()
+        return trainer
+
+    def run(*overrides: str) -> tuple:
+        root = tmp_path_factory.mktemp("runs")
+        warnings.filterwarnings("ignore", message=".*RANDOM VGG-19.*")
+        full = fit(make_config(*overrides), root / "full")
+        fit(make_config(*overrides, "max_steps=2"), root / "resumed")
+        return full, fit(make_config(*overrides), root / "resumed", resume=True)
+
+    return run
+
+
 @pytest.fixture(autouse=True)
 def _restore_global_torch_flags():
     """The Trainer switches deterministic algorithms on (deterministic=true); give the next test the old flags."""

@@ -3,8 +3,6 @@ independence, and exact resume of a run with a discriminator and an EMA."""
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -145,20 +143,9 @@ GAN = (
 )
 
 
-def _fit(cfg, run_dir, resume=False) -> Trainer:
-    trainer = Trainer(cfg, run_dir, resume=resume, device="cpu", show_progress=False)
-    trainer.fit()
-    return trainer
-
-
 @pytest.fixture(scope="module")
-def gan_runs(make_config, tmp_path_factory):
-    root = tmp_path_factory.mktemp("gan-runs")
-    warnings.filterwarnings("ignore", message=".*RANDOM VGG-19.*")
-    full = _fit(make_config(*GAN), root / "full")
-    _fit(make_config(*GAN, "max_steps=2"), root / "resumed")
-    resumed = _fit(make_config(*GAN), root / "resumed", resume=True)
-    return full, resumed
+def gan_runs(full_and_resumed):
+    return full_and_resumed(*GAN)
 
 
 def test_gan_and_ema_run_resumes_bit_exactly(gan_runs):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import warnings
 
 import numpy as np
 import pytest
@@ -12,7 +11,6 @@ from PIL import Image
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Dataset
 
-from ostnet import config as C
 from ostnet.checkpoint import load_checkpoint
 from ostnet.cli import main
 from ostnet.errors import OstnetError
@@ -26,21 +24,10 @@ from ostnet.training.visualize import make_grid
 STEPS = ("max_steps=3", "optim.milestones=[1]", "data.num_repeats=1")
 
 
-def fit(cfg: C.TrainConfig, run_dir, resume: bool = False) -> Trainer:
-    trainer = Trainer(cfg, run_dir, resume=resume, device="cpu", show_progress=False)
-    trainer.fit()
-    return trainer
-
-
 @pytest.fixture(scope="module")
-def runs(make_config, tmp_path_factory):
+def runs(full_and_resumed):
     """An uninterrupted 3-step run and one stopped after 2 steps and resumed to 3."""
-    root = tmp_path_factory.mktemp("runs")
-    warnings.filterwarnings("ignore", message=".*RANDOM VGG-19.*")
-    full = fit(make_config(*STEPS), root / "full")
-    fit(make_config(*STEPS, "max_steps=2"), root / "resumed")
-    resumed = fit(make_config(*STEPS), root / "resumed", resume=True)
-    return full, resumed
+    return full_and_resumed(*STEPS)
 
 
 def test_resume_continues_exactly_where_the_run_stopped(runs):

@@ -90,9 +90,11 @@ class VectorQuantizer(nn.Module):
         return code_slice(self.num_codes, self.num_scales, scale, self.allocation)
 
     def codes(self, scale: int) -> Tensor:
-        """The (stop - start, D) codes scale ``scale`` searches (with gradient)."""
+        """The (stop - start, D) codes scale ``scale`` searches (with gradient when grad mode is on; detached
+        otherwise, so that no inference-mode tensor claims to require a gradient)."""
         start, stop = self.slice(scale)
-        return self.codebook.weight[start:stop]
+        codes = self.codebook.weight[start:stop]
+        return codes if torch.is_grad_enabled() else codes.detach()
 
     def forward(self, z: Tensor, scale: int = 0) -> QuantizerOutput:
         """z (..., D) -> QuantizerOutput; updates the usage counters (and restarts dead codes) in training."""
