@@ -6,6 +6,7 @@ Coordinates are (x, y) in [-1, 1] where -1 and +1 are the centres of the first a
 
 from ostnet.geometry.grid import make_coordinate_grid
 from ostnet.geometry.heatmap import keypoints_to_gaussian
+from ostnet.geometry.matrix import inverse_2x2
 from ostnet.geometry.tps import (
     RandomTPS,
     TPSGridGenerator,
@@ -18,6 +19,7 @@ __all__ = [
     "RandomTPS",
     "TPSGridGenerator",
     "base_fiducial_points",
+    "inverse_2x2",
     "keypoints_to_gaussian",
     "make_coordinate_grid",
     "resize_flow",

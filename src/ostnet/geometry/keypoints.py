@@ -18,6 +18,7 @@ import torch
 from scipy.spatial import ConvexHull, QhullError
 from torch import Tensor
 
+from ostnet.geometry.matrix import inverse_2x2
 from ostnet.models.outputs import Keypoints
 
 
@@ -35,6 +36,30 @@ def convex_hull_area(points: Tensor | np.ndarray) -> float:
         return float(ConvexHull(array).volume)
     except QhullError as exc:
         raise ValueError(f"the keypoints are degenerate (collinear or coincident): {exc}") from None
+
+
+def movement_scale(kp_source: Keypoints, kp_driving_initial: Keypoints) -> float:
+    """FOMM's adapt_movement_scale: sqrt(hull area of kp_s) / sqrt(hull area of kp_d1), first batch elements."""
+    return float(np.sqrt(convex_hull_area(kp_source.value[0])) / np.sqrt(convex_hull_area(kp_driving_initial.value[0])))
+
+
+def relative_motion(
+    kp_source: Keypoints,
+    kp_driving: Keypoints,
+    kp_driving_initial: Keypoints,
+    scale: float | Tensor = 1.0,
+    relative_jacobian: bool = True,
+) -> Keypoints:
+    """The tensor part of ``normalize_relative`` (no host work): value = kp_s + scale (kp_dt - kp_d1) and, with
+    ``relative_jacobian``, J = (J_dt J_d1^{-1}) J_s (needs all three Jacobians)."""
+    value = (kp_driving.value - kp_driving_initial.value) * scale + kp_source.value
+    jacobian = kp_driving.jacobian
+    if relative_jacobian and jacobian is not None:
+        if kp_source.jacobian is None or kp_driving_initial.jacobian is None:
+            raise ValueError("relative_jacobian needs the Jacobians of all three keypoint sets")
+        change = torch.matmul(jacobian, inverse_2x2(kp_driving_initial.jacobian))
+        jacobian = torch.matmul(change, kp_source.jacobian)
+    return Keypoints(value=value, jacobian=jacobian)
 
 
 def normalize_relative(
@@ -61,16 +86,5 @@ def normalize_relative(
     """
     if not relative_movement:
         return kp_driving
-    scale = 1.0
-    if adapt_movement_scale:
-        source_area = convex_hull_area(kp_source.value[0])
-        driving_area = convex_hull_area(kp_driving_initial.value[0])
-        scale = float(np.sqrt(source_area) / np.sqrt(driving_area))
-    value = (kp_driving.value - kp_driving_initial.value) * scale + kp_source.value
-    jacobian = kp_driving.jacobian
-    if relative_jacobian and jacobian is not None:
-        if kp_source.jacobian is None or kp_driving_initial.jacobian is None:
-            raise ValueError("relative_jacobian needs the Jacobians of all three keypoint sets")
-        change = torch.matmul(jacobian, torch.inverse(kp_driving_initial.jacobian))
-        jacobian = torch.matmul(change, kp_source.jacobian)
-    return Keypoints(value=value, jacobian=jacobian)
+    scale = movement_scale(kp_source, kp_driving_initial) if adapt_movement_scale else 1.0
+    return relative_motion(kp_source, kp_driving, kp_driving_initial, scale, relative_jacobian)

@@ -15,6 +15,12 @@ Motion modes (reference-architecture.md §8 and paper Sec. 1):
   SE models still receive their scale code z.
 
 The default (``auto``) is anchor-free for models with ST and relative for the others.
+
+The per-frame step itself is ``FrameStep``, a module of tensors only (no host work, no synchronisation): the
+Animator runs it, ``ostnet export`` exports it to ONNX. By default (``fast=True``) it runs on the inference copy
+of the model made by ``ostnet.inference.fast.optimize_for_inference`` (batch norm folded, sub-pixel up blocks,
+channels-last, bf16 weights under bf16), which computes the same function as the model itself (fp32: within
+1e-5; tests/inference/test_fast.py). ``fast=False`` runs the model as it is.
 """
 
 from __future__ import annotations
@@ -23,10 +29,11 @@ import contextlib
 from typing import Literal, NamedTuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ostnet.errors import OstnetError
-from ostnet.geometry.keypoints import normalize_relative
+from ostnet.geometry.keypoints import movement_scale, relative_motion
+from ostnet.inference.fast import optimize_for_inference
 from ostnet.inference.smoothing import SmoothingConfig, make_smoother, smooth_tensors
 from ostnet.models.ostnet import OSTNet
 from ostnet.models.outputs import Keypoints
@@ -73,12 +80,51 @@ def resolve_mode(model: OSTNet, mode: Mode) -> str:
 
 
 def _expand(value, batch: int):
-    """Expand every tensor of a (nested) NamedTuple from batch 1 to ``batch`` (no copy)."""
+    """Expand every tensor of a (nested) NamedTuple from batch 1 (or ``batch``) to ``batch`` (no copy)."""
     if isinstance(value, Tensor):
-        return value.expand(batch, *value.shape[1:]) if value.shape[0] == 1 and batch != 1 else value
+        return value.expand(batch, *value.shape[1:])
     if isinstance(value, tuple) and hasattr(value, "_fields"):
         return type(value)(*(_expand(v, batch) for v in value))
     return value
+
+
+class FrameStep(nn.Module):
+    """The per-frame step, tensors in and out: F_kp(I_D), ST and F_kp(I_D^) (``OSTNet.drive``), the relative
+    keypoints of ``relative`` mode, the generator on the prepared source.
+
+    ``forward(frames, kp, prepared, anchor=None, scale=None) -> (prediction, rectified)``: frames (B, 3, S, S);
+    kp and prepared from ``set_source`` (batch 1, expanded here, or batch B); anchor the anchor frame's keypoints
+    and scale FOMM's movement scale (a tensor) in ``relative`` mode, else None. It is ``motion`` then ``render``;
+    the Animator calls the two itself to smooth the motion in between (``motion_smooth``).
+    """
+
+    def __init__(self, model: OSTNet, mode: str) -> None:
+        super().__init__()
+        self.model = model
+        self.mode = mode
+
+    def forward(
+        self, frames: Tensor, kp: Keypoints, prepared, anchor: Keypoints | None = None, scale: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        kp_motion, rectified, z = self.motion(frames, kp, anchor, scale)
+        return self.render(prepared, kp_motion, z), rectified
+
+    def motion(
+        self, frames: Tensor, kp: Keypoints, anchor: Keypoints | None = None, scale: Tensor | None = None
+    ) -> tuple[Keypoints, Tensor, Tensor | None]:
+        """The keypoints that drive the generator, the rectified frames and z (None without ST)."""
+        batch = frames.shape[0]
+        kp, anchor = _expand(kp, batch), _expand(anchor, batch)
+        driven = self.model.drive(kp, frames, rectify=self.mode != "absolute")
+        kp_motion = driven.kp_motion
+        if anchor is not None:
+            kp_motion = relative_motion(kp, kp_motion, anchor, 1.0 if scale is None else scale)
+        return kp_motion, driven.rectified, None if driven.st is None else driven.st.z
+
+    def render(self, prepared, kp_motion: Keypoints, z: Tensor | None) -> Tensor:
+        """The generator on the prepared source (expanded to the batch): the predictions (B, 3, S, S)."""
+        prepared = _expand(prepared, kp_motion.value.shape[0])
+        return self.model.generate(prepared, kp_motion, self.model.embedding_code(z)).prediction
 
 
 class Animator:
@@ -93,6 +139,7 @@ class Animator:
         motion_smooth: temporal smoothing of the driving motion (keypoints, Jacobians, z) in ``animate``: a
             method name (``none``, ``ema``, ``kalman``, ``one-euro``) or a ``SmoothingConfig``. Its state
             carries from call to call and restarts with ``set_source``. ``animate_pairs`` never smooths.
+        fast: run the inference copy of the model (``optimize_for_inference``); False runs the model as it is.
     """
 
     def __init__(
@@ -103,6 +150,7 @@ class Animator:
         mode: Mode = "auto",
         adapt_scale: bool = False,
         motion_smooth: SmoothingConfig | str = "none",
+        fast: bool = True,
     ) -> None:
         if dtype not in DTYPES:
             raise OstnetError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
@@ -114,8 +162,13 @@ class Animator:
         self.mode = resolve_mode(model, mode)
         self.adapt_scale = adapt_scale
         self.smoother = make_smoother(motion_smooth)
+        self.fast = fast
+        weights = self.dtype if self.dtype != torch.float32 else torch.float32
+        self.net = optimize_for_inference(self.model, dtype=weights, channels_last=True) if fast else self.model
+        self.step = FrameStep(self.net, self.mode)
         self.source: SourceState | None = None
         self.anchor: Keypoints | None = None
+        self.scale: Tensor | None = None
 
     @property
     def image_size(self) -> int:
@@ -132,18 +185,22 @@ class Animator:
             images = images[None]
         if images.dim() != 4 or images.shape[1] != 3 or tuple(images.shape[-2:]) != (s, s):
             raise OstnetError(f"{name}: expected (B, 3, {s}, {s}) frames, got {tuple(images.shape)}")
-        return images.to(self.device, torch.float32)
+        images = images.to(self.device, torch.float32)
+        return images.contiguous(memory_format=torch.channels_last) if self.fast else images
 
     @torch.inference_mode()
     def set_source(self, source: Tensor) -> SourceState:
         """Compute and cache the per-source work (keypoints, generator preparation). source: (1, 3, S, S)."""
         image = self._to_device(source, "source")[:1]
-        with self._autocast():
-            kp = self.model.detect(image)
-            self.source = SourceState(image, kp, self.model.prepare_source(image, kp))
-        self.anchor = None
+        self.source = self._prepare(image)
+        self.anchor = self.scale = None
         self.smoother.reset()
         return self.source
+
+    def _prepare(self, image: Tensor) -> SourceState:
+        with self._autocast():
+            kp = self.net.detect(image)
+            return SourceState(image, kp, self.net.prepare_source(image, kp))
 
     @torch.inference_mode()
     def set_anchor(self, driving_frame: Tensor) -> None:
@@ -152,8 +209,9 @@ class Animator:
             raise RuntimeError("set_source() first")
         frame = self._to_device(driving_frame, "anchor")[:1]
         with self._autocast():
-            kp_driving, _, _ = self._driving_keypoints(self.source, frame)
-        self.anchor = kp_driving
+            self.anchor = self.net.drive(self.source.kp, frame, rectify=self.mode != "absolute").kp_motion
+        scale = movement_scale(self.source.kp, self.anchor) if self.adapt_scale else 1.0
+        self.scale = torch.tensor(scale, device=self.device)
 
     @torch.inference_mode()
     def animate(self, driving: Tensor) -> FrameBatch:
@@ -163,7 +221,7 @@ class Animator:
         frames = self._to_device(driving, "driving")
         if self.mode == "relative" and self.anchor is None:
             self.set_anchor(frames[:1])
-        return self._step(_expand(self.source, frames.shape[0]), frames, smooth=True)
+        return self._step(self.source, frames, smooth=True)
 
     @torch.inference_mode()
     def animate_pairs(self, source: Tensor, driving: Tensor) -> Tensor:
@@ -174,26 +232,14 @@ class Animator:
         """
         src = self._to_device(source, "source")
         frames = self._to_device(driving, "driving")
-        with self._autocast():
-            kp = self.model.detect(src)
-            state = SourceState(src, kp, self.model.prepare_source(src, kp))
-        return self._step(state, frames, anchor=None).prediction
+        return self._step(self._prepare(src), frames, relative=False).prediction
 
-    def _driving_keypoints(self, state: SourceState, frames: Tensor) -> tuple[Keypoints, Tensor, Tensor | None]:
-        """Keypoints that drive the generator, the rectified frames and z (``OSTNet.drive``)."""
-        driven = self.model.drive(state.kp, frames, rectify=self.mode != "absolute")
-        return driven.kp_motion, driven.rectified, None if driven.st is None else driven.st.z
-
-    def _step(
-        self, state: SourceState, frames: Tensor, anchor: Keypoints | None = ..., smooth: bool = False
-    ) -> FrameBatch:
-        anchor = self.anchor if anchor is ... else anchor
+    def _step(self, state: SourceState, frames: Tensor, relative: bool = True, smooth: bool = False) -> FrameBatch:
+        anchor = self.anchor if relative and self.mode == "relative" else None
         with self._autocast():
-            kp_motion, rectified, z = self._driving_keypoints(state, frames)
-            if self.mode == "relative" and anchor is not None:
-                kp_motion = normalize_relative(state.kp, kp_motion, anchor, adapt_movement_scale=self.adapt_scale)
+            kp_motion, rectified, z = self.step.motion(frames, state.kp, anchor, self.scale)
             if smooth:
                 value, jacobian, z = smooth_tensors(self.smoother, [kp_motion.value, kp_motion.jacobian, z])
                 kp_motion = Keypoints(value, jacobian)
-            out = self.model.generate(state.prepared, kp_motion, self.model.embedding_code(z))
-        return FrameBatch(out.prediction.float().clamp(0, 1), rectified.float())
+            prediction = self.step.render(state.prepared, kp_motion, z)
+        return FrameBatch(prediction.float().clamp(0, 1), rectified.float())

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ostnet.config import DenseMotionConfig
-from ostnet.geometry import keypoints_to_gaussian, make_coordinate_grid, warp
+from ostnet.geometry import inverse_2x2, keypoints_to_gaussian, make_coordinate_grid, warp
 from ostnet.geometry.warp import resize_flow, resize_map
 from ostnet.models.blocks import AntiAliasDownsample, Hourglass
 from ostnet.models.outputs import Keypoints, MotionField
@@ -119,7 +119,7 @@ class DenseMotionNetwork(nn.Module):
         grid = make_coordinate_grid(height, width, dtype=value_s.dtype, device=value_s.device)  # (h, w, 2)
         coords = grid[None, None] - value_d[:, :, None, None, :]  # (B, K, h, w, 2)
         if kp_source.jacobian is not None and kp_driving.jacobian is not None:
-            jac = torch.matmul(kp_source.jacobian, torch.inverse(kp_driving.jacobian))  # (B, K, 2, 2)
+            jac = torch.matmul(kp_source.jacobian, inverse_2x2(kp_driving.jacobian))  # (B, K, 2, 2)
             coords = torch.matmul(jac[:, :, None, None], coords[..., None])[..., 0]
         motions = coords + value_s[:, :, None, None, :]
         identity = grid[None, None].expand(b, 1, height, width, 2)
