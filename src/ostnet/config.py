@@ -13,7 +13,7 @@ import dataclasses
 import json
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 
@@ -107,6 +107,28 @@ class CodebookConfig:
 
 
 @dataclass
+class PECHeadConfig:
+    """PECHead (Gao et al., CVPR 2023; seed-systems.md §2). Its slides name the parts; their insides are ours
+    (docs/design.md "PECHead"). Off for the other presets.
+
+    fusion: how the motion of the learned keypoints and of the predefined landmarks is combined, the slides'
+        Table 4 variants: ``kp`` (learned keypoints only), ``lmk`` (predefined landmarks only), ``direct``
+        (average of the two flows), ``featcat`` (features warped by both, concatenated, 1x1 conv), ``mmfa``
+        (motion-aware multi-scale feature alignment: per-pixel, per-level soft weights).
+    cap: the temporal context module (context adaptation and propagation) at the generator's bottleneck.
+    """
+
+    enabled: bool = False
+    fusion: Literal["kp", "lmk", "direct", "featcat", "mmfa"] = "mmfa"
+    encoder_features: int = 32  # base width of E's and R's image encoders
+    encoder_blocks: int = 4  # stride-2 blocks of those encoders
+    expression_hidden: int = 128  # width of E's expression MLP
+    tps_regularization: float = 1e-3  # the landmark TPS's smoothing (lambda of the kernel system)
+    cap: bool = True
+    cap_shift: float = 0.03  # training: the simulated previous frame is shifted by up to this (frame units)
+
+
+@dataclass
 class ModelConfig:
     """A complete model description. Stored inside every checkpoint."""
 
@@ -118,12 +140,17 @@ class ModelConfig:
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     scale_transform: ScaleTransformConfig = field(default_factory=ScaleTransformConfig)
     codebooks: CodebookConfig = field(default_factory=CodebookConfig)
+    pechead: PECHeadConfig = field(default_factory=PECHeadConfig)
 
     def __post_init__(self) -> None:
         if self.generator.scale_embedding and not self.scale_transform.enabled:
             raise ValueError("scale_embedding (SE) needs the scale transformation (ST): z comes from ST")
         if self.codebooks.enabled:
             _check_codebooks(self)
+        if self.pechead.enabled and (self.generator.kind != "ostnet" or not self.generator.skip_connections):
+            raise ValueError("pechead: the feature fusion needs the OSTNet generator with skip connections")
+        if self.pechead.enabled and self.codebooks.enabled:
+            raise ValueError("pechead and codebooks cannot be combined yet (the generator is PECHead's own)")
 
 
 def _check_codebooks(cfg: ModelConfig) -> None:
@@ -183,6 +210,10 @@ class LossConfig:
     lambda_vq_motion: float = 1.0  # VQ loss of the motion codebook [C]
     lambda_flow_rec: float = 32.0  # L1 reconstruction of the flow from its codes [C]
     lambda_vq_appearance: float = 1.0  # VQ loss of the appearance codebook on the ground-truth features [C]
+    # PECHead (seed-systems.md §2: "pixel, perceptual, landmark (spread), equivariance, warping, GAN" with weights
+    # lambda; the values are ours, docs/design.md). Used only by PECHead models.
+    lambda_warp: float = 0.0  # L_w: L1 of the source warped by the final flow against the driving frame
+    lambda_coefficients: float = 0.0  # supervision of the coefficient regressor R and of E's landmarks
     vgg_weights: str | None = None  # path to torchvision's vgg19-dcbb9e9d.pth; None: torch hub cache
     allow_random_vgg: bool = False  # explicit opt-in for random VGG weights (tests, offline demos)
 
@@ -371,6 +402,36 @@ def _tiny_codebooks() -> ModelConfig:
     return cfg
 
 
+def _pechead(name: str, fusion: str = "mmfa", cap: bool = True, st: bool = False) -> ModelConfig:
+    """PECHead at 256x256: K = 15 learned keypoints (no Jacobians: they follow from pose and expression) and the
+    10 predefined landmarks, OSTNet's generator with skips; ``st``: with OSTNet's scale transformation + SE."""
+    return ModelConfig(
+        name=name,
+        keypoints=KeypointDetectorConfig(estimate_jacobian=False),
+        generator=GeneratorConfig(scale_embedding=st),
+        scale_transform=ScaleTransformConfig(enabled=st),
+        pechead=PECHeadConfig(enabled=True, fusion=fusion, cap=cap),  # type: ignore[arg-type]
+    )
+
+
+def _tiny_pechead(name: str = "tiny-pechead", fusion: str = "mmfa", cap: bool = True) -> ModelConfig:
+    """PECHead at 64x64 with ``tiny``'s widths, for tests, CPU runs and the controllability benchmark."""
+    tiny = _tiny()
+    return ModelConfig(
+        name=name,
+        image_size=64,
+        keypoints=replace(tiny.keypoints, estimate_jacobian=False),
+        dense_motion=tiny.dense_motion,
+        generator=replace(tiny.generator, scale_embedding=False),
+        scale_transform=ScaleTransformConfig(enabled=False),
+        pechead=PECHeadConfig(
+            enabled=True, fusion=fusion, cap=cap, encoder_features=8, encoder_blocks=4, expression_hidden=32
+        ),  # type: ignore[arg-type]
+    )
+
+
+PECHEAD_ABLATIONS = ("kp", "lmk", "direct", "featcat", "mmfa")  # the slides' Table 4 (the "full" one adds CAP)
+
 MODEL_PRESETS: dict[str, typing.Callable[[], ModelConfig]] = {
     "ostnet-vox-256": _ostnet_vox_256,
     "baseline": _baseline,
@@ -386,6 +447,13 @@ MODEL_PRESETS: dict[str, typing.Callable[[], ModelConfig]] = {
     "codebooks-vox-256-no-allocation": lambda: _codebooks_vox_256("codebooks-vox-256-no-allocation", allocation="none"),
     "ostnet-codebooks": _ostnet_codebooks,
     "tiny-codebooks": _tiny_codebooks,
+    "pechead-256": lambda: _pechead("pechead-256"),
+    "pechead-st": lambda: _pechead("pechead-st", st=True),
+    "tiny-pechead": _tiny_pechead,
+    **{
+        f"tiny-pechead-{fusion}": (lambda fusion=fusion: _tiny_pechead(f"tiny-pechead-{fusion}", fusion, cap=False))
+        for fusion in PECHEAD_ABLATIONS
+    },
 }
 
 
@@ -404,6 +472,11 @@ def train_preset(name: str) -> TrainConfig:
     "training"; docs/design.md "Codebooks: training"): hinge GAN from step 5001 with the adaptive weight, EMA
     0.995, Adam 8e-5 (0.9, 0.99) halved at 80 % and 90 % of training, L1 + pyramid perceptual, equivariance
     weight 1. ``ostnet-codebooks`` and ``tiny-codebooks`` keep OSTNet's recipe (no GAN, no EMA).
+
+    PECHead presets add the slides' loss terms with our weights: pixel L1 1, perceptual 10 (lambda_rec), spread
+    10, equivariance 10 (keypoint values; no Jacobians), warping 1, coefficient supervision 10, and the slides'
+    multi-scale discriminator (hinge GAN, adaptive weight) from step 5000 (``pechead-256``/``-st``; the tiny
+    presets keep it off for CPU runs).
     """
     cfg = TrainConfig(model=model_preset(name))
     if name.startswith("codebooks-"):
@@ -413,6 +486,13 @@ def train_preset(name: str) -> TrainConfig:
         cfg.loss.lambda_eq = 1.0
         cfg.loss.pixel_weight = 1.0
         cfg.data.batch_size = 4
+    if cfg.model.pechead.enabled:  # the slides' terms with our weights (docs/design.md "PECHead: the model")
+        cfg.loss = replace(
+            cfg.loss, pixel_weight=1.0, lambda_warp=1.0, lambda_coefficients=10.0, equivariance_jacobian=False
+        )
+        if not name.startswith("tiny"):
+            cfg.gan.enabled = True
+            cfg.gan.discriminator.scales = (1.0, 0.5)
     return cfg
 
 

@@ -26,6 +26,7 @@ from ostnet.augment import expression_preserved_augmentation
 from ostnet.config import AugmentationConfig, DataConfig
 from ostnet.data.transforms import apply_color_jitter, horizontal_flip, resize_image, sample_color_jitter
 from ostnet.errors import OstnetError
+from ostnet.face.coefficients import COEFFICIENT_DIM, flat_coefficients, load_clip_coefficients, mirror_flat
 from ostnet.io.image import IMAGE_SUFFIXES, load_image, to_tensor
 
 VIDEO_SUFFIXES = (".mp4", ".gif", ".mov")
@@ -170,7 +171,9 @@ class TrainingPair(NamedTuple):
 
     source: the source frame I_S. driving: the driving frame after expression-preserved augmentation I_D'.
     target: the driving frame before it, I_D, the ground truth. alpha, beta: the augmentation's height and
-    width factors (float32 tensors, 1 when augmentation is off). index: the dataset index.
+    width factors (float32 tensors, 1 when augmentation is off). index: the dataset index. coefficients:
+    (2, COEFFICIENT_DIM) face coefficients R of (source, target) from the clip's ``coefficients.npz`` (NaN rows
+    where unknown) when the dataset was asked for them (PECHead), else (2, 0).
     """
 
     source: Tensor
@@ -179,6 +182,7 @@ class TrainingPair(NamedTuple):
     alpha: Tensor
     beta: Tensor
     index: int
+    coefficients: Tensor | None = None
 
 
 class PairDataset(Dataset[TrainingPair]):
@@ -215,6 +219,7 @@ class PairDataset(Dataset[TrainingPair]):
         color_jitter: bool = True,
         seed: int = 0,
         max_retries: int = 20,
+        coefficients: bool = False,
     ) -> None:
         if image_size < 2 or num_repeats < 1 or max_retries < 1:
             raise ValueError("image_size must be >= 2, num_repeats and max_retries >= 1")
@@ -224,6 +229,8 @@ class PairDataset(Dataset[TrainingPair]):
         self.id_sampling, self.augment, self.delta = id_sampling, augment, delta
         self.flip, self.time_flip, self.color_jitter, self.seed = flip, time_flip, color_jitter, seed
         self.epoch = 0
+        self.coefficients = coefficients
+        self._coefficients: dict[Path, np.ndarray | None] = {}
         by_identity: dict[str, list[VideoEntry]] = {}
         for entry in self.videos:
             by_identity.setdefault(entry.identity, []).append(entry)
@@ -277,13 +284,13 @@ class PairDataset(Dataset[TrainingPair]):
         for _ in range(self.max_retries):
             entry = group[int(rng.integers(len(group)))]
             try:
-                frames = self._read_pair(entry, rng)
+                frames, indices = self._read_pair(entry, rng)
             except (OstnetError, OSError, ValueError, EOFError) as exc:
                 self._record_skip(entry, exc)
                 last_error = exc
                 group = self._groups[int(rng.integers(len(self._groups)))]  # retry anywhere
                 continue
-            return self._make_pair(frames, rng, index)
+            return self._make_pair(frames, rng, index, self._pair_coefficients(entry, indices))
         raise OstnetError(
             f"{self.root / self.split}: {self.max_retries} training pairs in a row were unreadable (last: {last_error})"
         )
@@ -293,12 +300,24 @@ class PairDataset(Dataset[TrainingPair]):
             self._lengths[entry.path] = num_frames(entry)
         return self._lengths[entry.path]
 
-    def _read_pair(self, entry: VideoEntry, rng: np.random.Generator) -> list[np.ndarray]:
+    def _read_pair(self, entry: VideoEntry, rng: np.random.Generator) -> tuple[list[np.ndarray], list[int]]:
         count = self._num_frames(entry)
         if count < 1:
             raise OstnetError(f"{entry.path}: no frames")
-        indices = np.sort(rng.integers(count, size=2))  # with replacement, source <= driving
-        return read_frames_at(entry, [int(i) for i in indices])
+        indices = [int(i) for i in np.sort(rng.integers(count, size=2))]  # with replacement, source <= driving
+        return read_frames_at(entry, indices), indices
+
+    def _pair_coefficients(self, entry: VideoEntry, indices: list[int]) -> Tensor:
+        """(2, COEFFICIENT_DIM) R of the two frames (NaN without a stored file), or (2, 0) when not asked for."""
+        if not self.coefficients:
+            return torch.zeros(2, 0)
+        if entry.path not in self._coefficients:
+            arrays = load_clip_coefficients(entry.path) if entry.path.is_dir() else None
+            self._coefficients[entry.path] = None if arrays is None else flat_coefficients(arrays)
+        table = self._coefficients[entry.path]
+        if table is None or max(indices) >= len(table):
+            return torch.full((2, COEFFICIENT_DIM), float("nan"))
+        return torch.from_numpy(table[indices].copy())
 
     def _record_skip(self, entry: VideoEntry, exc: Exception) -> None:
         self.num_skipped += 1
@@ -310,23 +329,29 @@ class PairDataset(Dataset[TrainingPair]):
             warnings.warn(f"skipping an unreadable training pair: {message}", RuntimeWarning, stacklevel=3)
         self.skipped_files.add(bad)
 
-    def _make_pair(self, frames: list[np.ndarray], rng: np.random.Generator, index: int) -> TrainingPair:
+    def _make_pair(
+        self, frames: list[np.ndarray], rng: np.random.Generator, index: int, coefficients: Tensor | None = None
+    ) -> TrainingPair:
         size = self.image_size
         # Draw every random value unconditionally so that switching one option off leaves the others' draws.
         u_time, u_flip = rng.random(2)
         jitter = sample_color_jitter(rng)
         torch_seed = int(rng.integers(2**62))
         pair = torch.stack([resize_image(to_tensor(frame), size, size) for frame in frames])  # (2, 3, S, S)
+        coefficients = torch.zeros(2, 0) if coefficients is None else coefficients
         if self.time_flip and u_time < 0.5:
             pair = pair.flip(0)  # swap source and driving; FOMM then skips the horizontal flip
+            coefficients = coefficients.flip(0)
         elif self.flip and u_flip < 0.5:
             pair = horizontal_flip(pair)
+            if coefficients.shape[1]:
+                coefficients = torch.from_numpy(mirror_flat(coefficients.numpy()))
         if self.color_jitter:
             pair = apply_color_jitter(pair, jitter)
         source, target = pair[0], pair[1]
         if not self.augment:
             one = torch.tensor(1.0)
-            return TrainingPair(source, target.clone(), target, one, one.clone(), index)
+            return TrainingPair(source, target.clone(), target, one, one.clone(), index, coefficients)
         generator = torch.Generator().manual_seed(torch_seed)
         augmented = expression_preserved_augmentation(target, self.delta, generator=generator)
-        return TrainingPair(source, augmented.image, target, augmented.alpha, augmented.beta, index)
+        return TrainingPair(source, augmented.image, target, augmented.alpha, augmented.beta, index, coefficients)

@@ -370,9 +370,9 @@ def head_coefficients(params: HeadParams) -> FaceCoefficients:
     landmarks = np.asarray(points) - 0.5
     pose = (math.degrees(params.pose.yaw), 0.0, math.degrees(params.pose.roll))
     eye, brow = expr.eye_open, expr.brow_raise
-    return FaceCoefficients(
-        np.array(pose), np.array([expr.mouth_open, expr.mouth_width, eye, eye, brow, brow]), landmarks
-    )
+    expression = np.array([expr.mouth_open, expr.mouth_width, eye, eye, brow, brow])
+    centre = (params.pose.x + params.camera[0], params.pose.y + params.camera[1])
+    return FaceCoefficients(np.array(pose), expression, landmarks, np.array([*centre, FACE_FRACTION * params.scale]))
 
 
 def _frame_coordinates(size: int, camera: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,9 @@ frame (pixel centres, as everywhere in ostnet). Expression coefficients, all 0 a
 * ``brow_right``, ``brow_left``: brow height above the eye, change from the canonical face's, in units of 0.14
   inter-ocular distances (the synthetic heads' ``brow_raise`` unit).
 
+``placement`` (cx, cy, size): where the head is, (cx, cy) its centre in [-1, 1] of the frame and ``size`` the
+face height (forehead to chin) as a fraction of the frame height.
+
 The design and the calibration constants are in docs/design.md "Face coefficients".
 """
 
@@ -50,13 +53,14 @@ LANDMARK_NAMES = (
 LANDMARK_MIRROR = (1, 0, 3, 2, 4, 6, 5, 7, 8, 9)
 NUM_COEFFICIENTS = len(POSE_NAMES) + len(EXPRESSION_NAMES)
 NUM_LANDMARKS = len(LANDMARK_NAMES)
+COEFFICIENT_DIM = NUM_COEFFICIENTS + 3 + 2 * NUM_LANDMARKS  # ``FaceCoefficients.flat``
 
 # MediaPipe face-mesh indices (subject's right = the mesh's "right").
 _EYE_R = (33, 133, 159, 145)  # outer corner, inner corner, upper lid, lower lid
 _EYE_L = (263, 362, 386, 374)
 _BROW_R, _BROW_L = 105, 334
 _MOUTH_R, _MOUTH_L, _LIP_IN_UP, _LIP_IN_LOW, _LIP_UP, _LIP_LOW = 61, 291, 13, 14, 0, 17
-_NOSE_TIP, _CHIN = 1, 152
+_NOSE_TIP, _CHIN, _FOREHEAD = 1, 152, 10
 MOUTH_OPEN_UNIT = 0.5  # inner-lip gap (inter-ocular distances) read as mouth_open = 1
 BROW_UNIT = 0.14  # brow lift (inter-ocular distances) read as brow = 1
 _MOVING = {  # lips, eyes, brows, irises: not used for the rigid pose fit
@@ -72,14 +76,16 @@ _MOVING = {  # lips, eyes, brows, irises: not used for the rigid pose fit
 @dataclass(frozen=True)
 class FaceCoefficients:
     """R for one face: ``pose`` (yaw, pitch, roll) degrees, ``expression`` (EXPRESSION_NAMES), ``landmarks``
-    (NUM_LANDMARKS, 2) in [-1, 1] of the frame (LANDMARK_NAMES)."""
+    (NUM_LANDMARKS, 2) in [-1, 1] of the frame (LANDMARK_NAMES), ``placement`` (cx, cy, size)."""
 
     pose: np.ndarray = field(default_factory=lambda: np.zeros(3))
     expression: np.ndarray = field(default_factory=lambda: np.asarray(NEUTRAL_EXPRESSION))
     landmarks: np.ndarray = field(default_factory=lambda: np.zeros((NUM_LANDMARKS, 2)))
+    placement: np.ndarray = field(default_factory=lambda: np.array([0.0, 0.0, 0.5]))
 
     def __post_init__(self) -> None:
-        for name, shape in (("pose", (3,)), ("expression", (len(EXPRESSION_NAMES),)), ("landmarks", None)):
+        shapes = (("pose", (3,)), ("expression", (len(EXPRESSION_NAMES),)), ("landmarks", None), ("placement", (3,)))
+        for name, shape in shapes:
             value = np.asarray(getattr(self, name), dtype=np.float64)
             if shape is not None and value.shape != shape:
                 raise ValueError(f"FaceCoefficients.{name}: expected shape {shape}, got {value.shape}")
@@ -104,7 +110,14 @@ class FaceCoefficients:
         for a, b in ((2, 3), (4, 5)):
             expression[[a, b]] = expression[[b, a]]
         landmarks = self.landmarks[list(LANDMARK_MIRROR)] * np.array([-1.0, 1.0])
-        return FaceCoefficients(self.pose * np.array([-1.0, 1.0, -1.0]), expression, landmarks)
+        placement = self.placement * np.array([-1.0, 1.0, 1.0])
+        return FaceCoefficients(self.pose * np.array([-1.0, 1.0, -1.0]), expression, landmarks, placement)
+
+    def flat(self) -> np.ndarray:
+        """(COEFFICIENT_DIM,) float32: pose, expression, placement, landmarks (the model's layout)."""
+        return np.concatenate([self.pose, self.expression, self.placement, self.landmarks.reshape(-1)]).astype(
+            np.float32
+        )
 
     def with_values(self, **values: float) -> FaceCoefficients:
         """A copy with named pose/expression values replaced (``with_values(yaw=10, mouth_open=0.5)``)."""
@@ -117,6 +130,18 @@ class FaceCoefficients:
             else:
                 raise ValueError(f"unknown coefficient {name!r}; known: {', '.join(POSE_NAMES + EXPRESSION_NAMES)}")
         return replace(self, pose=pose, expression=expression)
+
+
+def mirror_flat(flat: np.ndarray) -> np.ndarray:
+    """``FaceCoefficients.flat`` vectors (..., COEFFICIENT_DIM) of horizontally flipped frames (NaN stays NaN)."""
+    out = np.array(flat, dtype=np.float32, copy=True)
+    out[..., [0, 2]] *= -1  # yaw, roll
+    out[..., [5, 6, 7, 8]] = out[..., [6, 5, 8, 7]]  # eyes, brows: right <-> left
+    out[..., 9] *= -1  # placement cx
+    landmarks = out[..., 12:].reshape(*out.shape[:-1], NUM_LANDMARKS, 2)[..., list(LANDMARK_MIRROR), :]
+    landmarks[..., 0] *= -1
+    out[..., 12:] = landmarks.reshape(*out.shape[:-1], -1)
+    return out
 
 
 def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -174,20 +199,12 @@ def coefficients_from_mesh(points: np.ndarray, width: int, height: int) -> FaceC
     scale, rot, shift = similarity_fit(canon[rigid], points[rigid])
     yaw, pitch, roll = euler_angles(torch.from_numpy(rot))
     head = (points - shift) @ rot / scale  # back into the canonical frame
+    centre = 2.0 * ((canon.mean(0) * scale @ rot.T + shift)[:2] - 0.5) / np.array([width - 1, height - 1]) - 1.0
+    size = scale * float(np.linalg.norm(canon[_CHIN] - canon[_FOREHEAD])) / height
     raw, ref = _expression(head), _canonical_expression()
-    expression = np.array(
-        [
-            raw[0],
-            raw[1] / ref[1],
-            raw[2] / ref[2],
-            raw[3] / ref[3],
-            (raw[4] - ref[4]) / BROW_UNIT,
-            (raw[5] - ref[5]) / BROW_UNIT,
-        ]
-    )
-    return FaceCoefficients(
-        np.array([yaw.item(), pitch.item(), roll.item()]), expression, _landmarks(points, width, height)
-    )
+    expression = np.concatenate([raw[:1], raw[1:4] / ref[1:4], (raw[4:] - ref[4:]) / BROW_UNIT])
+    pose = np.array([yaw.item(), pitch.item(), roll.item()])
+    return FaceCoefficients(pose, expression, _landmarks(points, width, height), np.array([*centre, size]))
 
 
 def _landmarks(points: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -220,13 +237,15 @@ def stack_coefficients(per_frame: list[FaceCoefficients | None]) -> dict[str, np
         "pose": np.full((t, 3), np.nan, np.float32),
         "expression": np.full((t, len(EXPRESSION_NAMES)), np.nan, np.float32),
         "landmarks": np.full((t, NUM_LANDMARKS, 2), np.nan, np.float32),
+        "placement": np.full((t, 3), np.nan, np.float32),
         "found": np.zeros(t, bool),
     }
     for i, c in enumerate(per_frame):
         if c is not None:
-            out["pose"][i], out["expression"][i], out["landmarks"][i], out["found"][i] = (
-                c.pose, c.expression, c.landmarks, True
+            out["pose"][i], out["expression"][i], out["landmarks"][i], out["placement"][i] = (
+                c.pose, c.expression, c.landmarks, c.placement
             )  # fmt: skip
+            out["found"][i] = True
     return out
 
 
@@ -244,14 +263,24 @@ def load_clip_coefficients(folder: Path) -> dict[str, np.ndarray] | None:
     if not path.is_file():
         return None
     with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in ("pose", "expression", "landmarks", "found")}
+        return {key: data[key] for key in ("pose", "expression", "landmarks", "placement", "found")}
+
+
+def flat_coefficients(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """(T, COEFFICIENT_DIM) ``flat`` rows of ``load_clip_coefficients`` output; NaN rows where no face."""
+    t = len(arrays["found"])
+    return np.concatenate(
+        [arrays["pose"], arrays["expression"], arrays["placement"], arrays["landmarks"].reshape(t, -1)], axis=1
+    ).astype(np.float32)
 
 
 def frame_coefficients(arrays: dict[str, np.ndarray], index: int) -> FaceCoefficients | None:
     """Frame ``index`` of ``load_clip_coefficients`` output (None where no face was found)."""
     if not arrays["found"][index]:
         return None
-    return FaceCoefficients(arrays["pose"][index], arrays["expression"][index], arrays["landmarks"][index])
+    return FaceCoefficients(
+        arrays["pose"][index], arrays["expression"][index], arrays["landmarks"][index], arrays["placement"][index]
+    )
 
 
 class CoefficientEstimator:

@@ -144,3 +144,31 @@ class RandomTPS:
         grid = make_coordinate_grid(h, w, dtype=image.dtype, device=image.device).reshape(1, -1, 2)
         sampled = self.transform_points(grid.expand(b, -1, -1)).reshape(b, h, w, 2)
         return warp(image, sampled, padding_mode="reflection")
+
+
+def tps_transform_points(source: Tensor, target: Tensor, points: Tensor, regularization: float = 0.0) -> Tensor:
+    """The thin-plate spline f with f(source_i) ~ target_i (exactly for ``regularization`` 0), at ``points``.
+
+    source, target: (B, N, 2) control points; points: (B, M, 2) -> (B, M, 2). Solved per batch in float64
+    (RARE's system with U(r) = r^2 log r^2, plus ``regularization`` on the kernel's diagonal).
+    """
+    b, n, _ = source.shape
+    src = source.double()
+    kernel = tps_kernel(torch.cdist(src, src) ** 2) + regularization * torch.eye(n, dtype=src.dtype, device=src.device)
+    affine = torch.cat([torch.ones(b, n, 1, dtype=src.dtype, device=src.device), src], dim=2)  # (B, N, 3)
+    top = torch.cat([kernel, affine], dim=2)
+    bottom = torch.cat([affine.transpose(1, 2), torch.zeros(b, 3, 3, dtype=src.dtype, device=src.device)], dim=2)
+    rhs = torch.cat([target.double(), torch.zeros(b, 3, 2, dtype=src.dtype, device=src.device)], dim=1)
+    params = torch.linalg.solve(torch.cat([top, bottom], dim=1), rhs)  # (B, N + 3, 2)
+    pts = points.double()
+    basis = tps_kernel(torch.cdist(pts, src) ** 2)  # (B, M, N)
+    lin = torch.cat([torch.ones_like(pts[..., :1]), pts], dim=2)  # (B, M, 3)
+    return (basis @ params[:, :n] + lin @ params[:, n:]).to(points.dtype)
+
+
+def tps_flow(source: Tensor, target: Tensor, height: int, width: int, regularization: float = 0.0) -> Tensor:
+    """A (B, H, W, 2) sampling grid from control points: grid(target_i) = source_i (a backward flow: for each
+    output pixel, where to sample the source when ``target`` are the points' positions in the output)."""
+    grid = make_coordinate_grid(height, width, dtype=source.dtype, device=source.device).reshape(1, -1, 2)
+    flow = tps_transform_points(target, source, grid.expand(source.shape[0], -1, -1), regularization)
+    return flow.reshape(source.shape[0], height, width, 2)

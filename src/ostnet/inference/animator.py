@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from ostnet.errors import OstnetError
 from ostnet.geometry.keypoints import movement_scale, relative_motion
+from ostnet.inference.controls import Controls, ControlState, check_supported
 from ostnet.inference.fast import optimize_for_inference
 from ostnet.inference.smoothing import SmoothingConfig, make_smoother, smooth_tensors
 from ostnet.models.ostnet import OSTNet
@@ -69,6 +70,9 @@ def best_device() -> str:
 def resolve_mode(model: OSTNet, mode: Mode) -> str:
     if mode not in MODES:
         raise OstnetError(f"unknown motion mode {mode!r}; choose one of {', '.join(MODES)}")
+    if getattr(model, "controllable", False) and mode in ("auto", "relative"):
+        # PECHead: its pose controls do relative driving (in coefficient space); keypoints are posed absolutely.
+        return "anchor-free" if model.has_scale_transform else "absolute"
     if mode == "auto":
         return "anchor-free" if model.has_scale_transform else "relative"
     if mode == "anchor-free" and not model.has_scale_transform:
@@ -140,6 +144,10 @@ class Animator:
             method name (``none``, ``ema``, ``kalman``, ``one-euro``) or a ``SmoothingConfig``. Its state
             carries from call to call and restarts with ``set_source``. ``animate_pairs`` never smooths.
         fast: run the inference copy of the model (``optimize_for_inference``); False runs the model as it is.
+            PECHead models always run as they are (their temporal state lives in the model).
+        controls: pose and expression controls (``ostnet.inference.controls``), for PECHead models; a model
+            that cannot honour one is an OstnetError naming it. PECHead's temporal module (CAP) carries its
+            state through ``animate`` calls and restarts with ``set_source``.
     """
 
     def __init__(
@@ -151,6 +159,7 @@ class Animator:
         adapt_scale: bool = False,
         motion_smooth: SmoothingConfig | str = "none",
         fast: bool = True,
+        controls: Controls | None = None,
     ) -> None:
         if dtype not in DTYPES:
             raise OstnetError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
@@ -162,6 +171,11 @@ class Animator:
         self.mode = resolve_mode(model, mode)
         self.adapt_scale = adapt_scale
         self.smoother = make_smoother(motion_smooth)
+        self.controllable = bool(getattr(model, "controllable", False))
+        self.controls = Controls() if controls is None else controls
+        check_supported(model, self.controls)
+        self.control_state = ControlState(self.controls)
+        fast = fast and not self.controllable
         self.fast = fast
         weights = self.dtype if self.dtype != torch.float32 else torch.float32
         self.net = optimize_for_inference(self.model, dtype=weights, channels_last=True) if fast else self.model
@@ -195,6 +209,9 @@ class Animator:
         self.source = self._prepare(image)
         self.anchor = self.scale = None
         self.smoother.reset()
+        self.control_state.reset()
+        if self.controllable:
+            self.net.reset_state()
         return self.source
 
     def _prepare(self, image: Tensor) -> SourceState:
@@ -214,14 +231,42 @@ class Animator:
         self.scale = torch.tensor(scale, device=self.device)
 
     @torch.inference_mode()
-    def animate(self, driving: Tensor) -> FrameBatch:
-        """Animate the cached source with a batch of driving frames (B, 3, S, S)."""
+    def animate(
+        self, driving: Tensor, pose_coefficients: Tensor | None = None, expression_coefficients: Tensor | None = None
+    ) -> FrameBatch:
+        """Animate the cached source with a batch of driving frames (B, 3, S, S), in video order.
+
+        PECHead models: ``pose_coefficients`` / ``expression_coefficients`` (B, D) drive the pose / the expression
+        instead of the driving frames' own (a second driving video: ``coefficients``).
+        """
         if self.source is None:
             raise RuntimeError("set_source() first")
         frames = self._to_device(driving, "driving")
         if self.mode == "relative" and self.anchor is None:
             self.set_anchor(frames[:1])
-        return self._step(self.source, frames, smooth=True)
+        return self._step(self.source, frames, smooth=True, drivers=(pose_coefficients, expression_coefficients))
+
+    @torch.inference_mode()
+    def coefficients(self, frames: Tensor) -> Tensor:
+        """Face coefficients R (B, D) of model-sized frames (PECHead models), e.g. of a second driving video."""
+        frames = self._to_device(frames, "frames")
+        with self._autocast():
+            return self.net.coefficients(frames).float()
+
+    @torch.inference_mode()
+    def edit(self) -> Tensor:
+        """The cached source with the Animator's controls applied (a still-image edit): (1, 3, S, S)."""
+        if self.source is None:
+            raise RuntimeError("set_source() first")
+        self.control_state.reset()
+        state = self.source
+        with self._autocast():
+            own = state.kp.coefficients
+            kp = self.net.pose_keypoints(state.kp, self.control_state.apply(own, own, own))
+            _, _, z = self.step.motion(state.image, state.kp)  # SE models: the source's own scale code
+            self.net.temporal = "none"
+            prediction = self.step.render(state.prepared, kp, z)
+        return prediction.float().clamp(0, 1)
 
     @torch.inference_mode()
     def animate_pairs(self, source: Tensor, driving: Tensor) -> Tensor:
@@ -232,14 +277,34 @@ class Animator:
         """
         src = self._to_device(source, "source")
         frames = self._to_device(driving, "driving")
-        return self._step(self._prepare(src), frames, relative=False).prediction
+        return self._step(self._prepare(src), frames, relative=False, temporal=False).prediction
 
-    def _step(self, state: SourceState, frames: Tensor, relative: bool = True, smooth: bool = False) -> FrameBatch:
+    def _controlled(self, state: SourceState, kp_motion, drivers: tuple[Tensor | None, Tensor | None]):
+        """PECHead: the coefficients of the drivers through the controls, then the source posed with them."""
+        own = kp_motion.coefficients
+        pose, expression = (own if d is None else d.to(own.device, own.dtype) for d in drivers)
+        coefficients = self.control_state.apply(state.kp.coefficients[:1], pose, expression)
+        return self.net.pose_keypoints(state.kp, coefficients)
+
+    def _step(
+        self,
+        state: SourceState,
+        frames: Tensor,
+        relative: bool = True,
+        smooth: bool = False,
+        drivers: tuple[Tensor | None, Tensor | None] = (None, None),
+        temporal: bool = True,
+    ) -> FrameBatch:
+        """``temporal``: a video in order (controls, CAP state); False for independent pairs."""
         anchor = self.anchor if relative and self.mode == "relative" else None
         with self._autocast():
             kp_motion, rectified, z = self.step.motion(frames, state.kp, anchor, self.scale)
+            if self.controllable:
+                kp_motion = self._controlled(state, kp_motion, drivers) if temporal else kp_motion
+                self.net.temporal = "video" if temporal else "none"
             if smooth:
-                value, jacobian, z = smooth_tensors(self.smoother, [kp_motion.value, kp_motion.jacobian, z])
-                kp_motion = Keypoints(value, jacobian)
+                fields = [getattr(kp_motion, name) for name in kp_motion._fields]
+                *fields, z = smooth_tensors(self.smoother, [*fields, z])
+                kp_motion = type(kp_motion)(*fields)
             prediction = self.step.render(state.prepared, kp_motion, z)
         return FrameBatch(prediction.float().clamp(0, 1), rectified.float())

@@ -53,6 +53,8 @@ class LossTerms(NamedTuple):
     flow_rec: Tensor | None = None
     vq_appearance: Tensor | None = None
     code_usage: dict[str, Tensor] | None = None  # "codes/..." scalars: perplexity and dead codes per scale
+    warp: Tensor | None = None  # PECHead's L_w
+    coefficients: Tensor | None = None  # PECHead: regressor and landmark supervision
 
     def as_dict(self) -> dict[str, Tensor]:
         """Detached loss scalars for logging, keyed by term name; absent terms (and code usage) are left out."""
@@ -64,6 +66,32 @@ class LossTerms(NamedTuple):
 def _weighted(weight: float, *terms: Tensor | None) -> Tensor | float:
     present = [t for t in terms if t is not None]
     return weight * sum(present) if present else 0.0
+
+
+def warping_loss(deformed: Tensor, target: Tensor) -> Tensor:
+    """PECHead's L_w: mean |source warped by the final flow - driving frame| (the flow alone must explain the
+    frame where it can; our reading of "ensures the predicted deformations are reasonable")."""
+    return (deformed.float() - target.float()).abs().mean()
+
+
+def coefficient_loss(model: nn.Module, source: Tensor, out: ModelOutput, known: Tensor) -> Tensor:
+    """Supervision of PECHead's R and E where the data knows R (rows without NaN): the regressor on the source
+    and on the (rectified) driving frame, and the posed landmarks of both, mean L1 (pose in units of 30 deg)."""
+    from ostnet.models.pechead import LANDMARKS, POSE_UNIT
+
+    scale = torch.ones(known.shape[-1], device=known.device)
+    scale[:3] = 1.0 / POSE_UNIT
+    terms = []
+    for b_image, kp, row in ((source, out.kp_source, 0), (out.rectified, out.kp_rectified, 1)):
+        truth = known[:, row].float()
+        found = torch.isfinite(truth).all(dim=1)
+        if not found.any():
+            continue
+        estimate = model.kp_detector.regressor(b_image[found]).float()
+        terms.append(((estimate - truth[found]) * scale).abs().mean())
+        landmarks = kp.landmarks[found].float().reshape(int(found.sum()), -1)
+        terms.append((landmarks - truth[found][:, LANDMARKS]).abs().mean())
+    return torch.stack(terms).mean() if terms else torch.zeros((), device=known.device)
 
 
 class Objective(nn.Module):
@@ -107,6 +135,11 @@ class Objective(nn.Module):
             eq_value, eq_jacobian = eq.value, eq.jacobian
         dist = keypoint_distance_loss(out.kp_source.value, cfg.kp_distance_margin) if cfg.lambda_dist else None
         codes = codebook_terms(model, batch, out)
+        warp = coefficients = None
+        if getattr(model, "controllable", False):  # PECHead's terms (seed-systems.md §2; weights: docs/design.md)
+            warp = warping_loss(out.deformed, batch.target) if cfg.lambda_warp else None
+            if cfg.lambda_coefficients and batch.coefficients is not None and batch.coefficients.shape[-1]:
+                coefficients = coefficient_loss(model, batch.source, out, batch.coefficients)
         total = (
             _weighted(cfg.lambda_rec, rec_driving, rec_rectified)
             + _weighted(cfg.lambda_eq, eq_value, eq_jacobian)
@@ -114,9 +147,13 @@ class Objective(nn.Module):
             + _weighted(cfg.lambda_vq_motion, codes.vq_motion)
             + _weighted(cfg.lambda_flow_rec, codes.flow_rec)
             + _weighted(cfg.lambda_vq_appearance, codes.vq_appearance)
+            + _weighted(cfg.lambda_warp, warp)
+            + _weighted(cfg.lambda_coefficients, coefficients)
         )
         total = torch.as_tensor(total, dtype=torch.float32, device=rec_driving.device)
-        return LossTerms(total, rec_driving, rec_rectified, eq_value, eq_jacobian, dist, *codes)
+        return LossTerms(
+            total, rec_driving, rec_rectified, eq_value, eq_jacobian, dist, *codes, warp=warp, coefficients=coefficients
+        )
 
     def _transform(self, batch: TrainingPair, tps_seed: int | None) -> RandomTPS:
         cfg = self.cfg

@@ -127,8 +127,14 @@ class OSTNet(nn.Module):
 
 
 def build_model(cfg: ModelConfig | str) -> OSTNet:
-    """A freshly initialised model from a ModelConfig or a preset name (see ``ostnet presets``)."""
-    return OSTNet(model_preset(cfg) if isinstance(cfg, str) else cfg)
+    """A freshly initialised model from a ModelConfig or a preset name (see ``ostnet presets``); a config with
+    ``pechead.enabled`` builds a ``PECHead`` (a subclass with the same interface)."""
+    cfg = model_preset(cfg) if isinstance(cfg, str) else cfg
+    if cfg.pechead.enabled:
+        from ostnet.models.pechead import PECHead
+
+        return PECHead(cfg)
+    return OSTNet(cfg)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -113,7 +113,7 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     scalars: dict[str, Tensor] = {}
     with torch.autocast(batch.source.device.type, dtype=dtype, enabled=dtype is not None):
-        out = model(batch.source, batch.driving)
+        out = model(batch.source, batch.driving, *model_inputs(model, batch))
         terms = objective(model, batch, out, tps_seed=tps_seed)
         total = terms.total
         scalars.update(terms.code_usage or {})
@@ -131,6 +131,13 @@ def train_step(
     if adversary is not None:
         scalars.update(adversary.discriminator_step(batch.target, out.prediction.detach(), dtype))
     return StepResult(_detach(terms), _detach(out), scalars)
+
+
+def model_inputs(model: nn.Module, batch: TrainingPair) -> tuple:
+    """Inputs besides (source, driving) that a model takes from the batch: PECHead's known coefficients."""
+    if getattr(getattr(model, "module", model), "controllable", False) and batch.coefficients is not None:
+        return (batch.coefficients if batch.coefficients.shape[-1] else None,)
+    return ()
 
 
 def check_train_config(cfg: C.TrainConfig) -> None:
@@ -186,6 +193,7 @@ def build_dataset(cfg: C.TrainConfig) -> PairDataset:
         time_flip=d.time_flip,
         color_jitter=d.color_jitter,
         seed=cfg.seed,
+        coefficients=cfg.model.pechead.enabled,
     )
 
 

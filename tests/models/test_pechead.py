@@ -1,0 +1,225 @@
+"""PECHead (models/pechead.py) and its controls (inference/controls.py): identities the design guarantees."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ostnet.checkpoint import load_checkpoint, save_checkpoint
+from ostnet.errors import OstnetError
+from ostnet.geometry.rotation import rotate_points_2d
+from ostnet.geometry.tps import tps_flow
+from ostnet.geometry.warp import warp
+from ostnet.inference.animator import Animator, _expand
+from ostnet.inference.controls import Controls, ControlState, parse_pose, parse_regions, supported_controls
+from ostnet.models.ostnet import build_model
+from ostnet.models.pechead import PLACEMENT, FeatureFusion, PECHead, TemporalContext
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def model() -> PECHead:
+    torch.manual_seed(0)
+    m = build_model("tiny-pechead").eval()
+    with torch.no_grad():  # a non-trivial expression deformation (it starts at zero)
+        for p in m.kp_detector.conditioned.deform.parameters():
+            p.normal_(0, 0.05)
+    return m
+
+
+@pytest.fixture(scope="module")
+def frames() -> torch.Tensor:
+    gen = torch.Generator().manual_seed(1)
+    low = torch.rand(9, 3, 8, 8, generator=gen)
+    return torch.nn.functional.interpolate(low, size=(64, 64), mode="bilinear", align_corners=True)
+
+
+def _animator(model, **kw) -> Animator:
+    return Animator(model, device="cpu", **kw)
+
+
+def test_driving_with_the_source_coefficients_reproduces_the_source_keypoints(model, frames):
+    with torch.no_grad():
+        kp_source = model.detect(frames[:1])
+        driven = model.drive(kp_source, frames[1:2], coefficients=kp_source.coefficients)
+    assert torch.equal(driven.kp_motion.value, kp_source.value)
+    assert torch.equal(driven.kp_motion.landmarks, kp_source.landmarks)
+
+
+@pytest.mark.parametrize("theta", [15.0, -30.0])
+def test_roll_edit_rotates_keypoints_and_landmarks_by_theta(model, frames, theta):
+    with torch.no_grad():
+        kp = model.detect(frames[:1])
+        own = kp.coefficients
+        rolled = model.pose_keypoints(kp, ControlState(Controls(roll=theta)).apply(own, own, own))
+    centre = own[:, None, PLACEMENT][..., :2]
+    for before, after in ((kp.value, rolled.value), (kp.landmarks, rolled.landmarks)):
+        torch.testing.assert_close(after, rotate_points_2d(before, theta, centre), atol=1e-5, rtol=0)
+
+
+def test_zero_edits_give_plain_animation(model, frames):
+    """Controls that change nothing = the model's own per-frame driving (drive + generate, CAP on)."""
+    source, driving = frames[:1], frames[1:]
+    edited = _animator(model, controls=Controls(pose="absolute", yaw=0.0, smile=0.0, expression_scale=1.0))
+    edited.set_source(source)
+    got = edited.animate(driving).prediction
+    with torch.no_grad():
+        model.reset_state()
+        model.temporal = "video"
+        kp = _expand(model.detect(source), len(driving))
+        prepared = _expand(model.prepare_source(source, model.detect(source)), len(driving))
+        expected = model.generate(prepared, model.drive(kp, driving).kp_motion, None).prediction.clamp(0, 1)
+    assert torch.equal(got, expected)
+    # Relative driving whose first frame is the source itself: the same, up to rotation round-off.
+    relative = _animator(model)
+    relative.set_source(source)
+    torch.testing.assert_close(relative.animate(torch.cat([source, driving])).prediction[1:], got, atol=2e-4, rtol=0)
+
+
+def test_still_edit_with_zero_controls_is_the_self_reconstruction(model, frames):
+    animator = _animator(model)
+    animator.set_source(frames[:1])
+    torch.testing.assert_close(animator.edit(), animator.animate_pairs(frames[:1], frames[:1]), atol=2e-4, rtol=0)
+    edited = _animator(model, controls=Controls(yaw=20.0, mouth_open=0.5))
+    edited.set_source(frames[:1])
+    assert (edited.edit() - animator.edit()).abs().max() > 1e-3  # an edit changes the (untrained) picture
+
+
+def test_mmfa_weights_sum_to_one_and_equal_flows_give_the_plain_warp():
+    torch.manual_seed(0)
+    fusion = FeatureFusion(6, "mmfa")
+    a, b = torch.rand(2, 6, 16, 16), torch.rand(2, 6, 16, 16)
+    _, weights = fusion(a, b, torch.rand(2, 2, 16, 16))
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(2, 16, 16))
+    fused, _ = fusion(a, a, torch.zeros(2, 2, 16, 16))
+    torch.testing.assert_close(fused, a)
+    model = build_model("tiny-pechead")
+    feature = torch.rand(2, 8, 32, 32)
+    flow = tps_flow(torch.rand(2, 18, 2) * 1.6 - 0.8, torch.rand(2, 18, 2) * 1.6 - 0.8, 32, 32, 1e-3)
+    torch.testing.assert_close(model.generator.fuse(0, feature, (flow, flow), None), warp(feature, flow))
+
+
+def test_landmark_flow_maps_driving_landmarks_to_the_source_landmarks():
+    model = build_model("tiny-pechead")
+    source, driving = (
+        torch.tensor([[[-0.3, -0.2], [0.3, -0.2], [0.0, 0.4]]]),
+        torch.tensor([[[-0.2, -0.1], [0.35, -0.25], [0.05, 0.5]]]),
+    )
+    model.generator.regularization = 0.0
+    flow = model.generator.landmark_flow(source, driving, 41, 41)
+    sampled = torch.nn.functional.grid_sample(flow.permute(0, 3, 1, 2), driving[:, None], align_corners=True)
+    torch.testing.assert_close(sampled[:, :, 0].permute(0, 2, 1), source, atol=1e-4, rtol=0)
+
+
+def test_cap_with_gate_zero_is_the_per_frame_model(model, frames):
+    source, driving = frames[:1], frames[1:]
+    with torch.no_grad():
+        saved = model.generator.cap.gate_param.clone()
+        model.generator.cap.gate_param.zero_()
+    try:
+        video = _animator(model, controls=Controls(pose="absolute"))
+        video.set_source(source)
+        per_frame = video.animate_pairs(source.expand(len(driving), -1, -1, -1), driving)
+        torch.testing.assert_close(video.animate(driving).prediction, per_frame, atol=1e-5, rtol=0)
+    finally:
+        with torch.no_grad():
+            model.generator.cap.gate_param.copy_(saved)
+    assert model.generator.cap.gate.abs() > 0.1
+
+
+def test_cap_still_video_constant_batching_invariant_and_reset(model, frames):
+    source, driving = frames[:1], frames[1:]
+    animator = _animator(model)
+    animator.set_source(source)
+    still = animator.animate(frames[3:4].expand(5, -1, -1, -1)).prediction
+    assert torch.equal(still, still[:1].expand_as(still))
+    animator.set_source(source)
+    whole = animator.animate(driving).prediction
+    animator.set_source(source)
+    split = torch.cat([animator.animate(driving[:4]).prediction, animator.animate(driving[4:]).prediction])
+    torch.testing.assert_close(split, whole, atol=1e-6, rtol=0)
+    animator.set_source(frames[2:3])  # a new source: the state restarts
+    fresh = _animator(model)
+    fresh.set_source(frames[2:3])
+    torch.testing.assert_close(animator.animate(driving).prediction, fresh.animate(driving).prediction)
+    assert animator.model.generator.cap.state is not None
+
+
+def test_temporal_context_step_by_hand():
+    torch.manual_seed(0)
+    cap = TemporalContext(4)
+    x = torch.rand(3, 4, 5, 5)
+    out = cap(x)
+    state = x[:1]
+    for t in range(3):
+        expected, state = cap.step(x[t : t + 1], state)
+        torch.testing.assert_close(out[t : t + 1], expected)
+
+
+def test_controls_validation_recipe_and_parsing(tmp_path):
+    controls = Controls(pose="fixed", fixed_pose=(10.0, 0.0, -5.0), smile=0.5, regions="mouth")
+    assert controls.regions == {"pose": 0.0, "eyes": 0.0, "brows": 0.0, "mouth": 1.0}
+    assert Controls.from_json(controls.to_json()) == controls
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"yaw": 10, "smiles": 1}))
+    with pytest.raises(OstnetError, match="unknown key\\(s\\) smiles"):
+        Controls.load(path)
+    for kwargs, message in (
+        ({"yaw": 120.0}, "yaw 120.0 is out of range"),
+        ({"expression_scale": -1.0}, "expression scale"),
+        ({"smile": 2.0}, "smile 2.0 is out of range"),
+        ({"regions": {"mouth": 1.5}}, "region weight mouth"),
+        ({"regions": {"nose": 1.0}}, "unknown region"),
+        ({"pose": "fixed"}, "fixed pose needs its angles"),
+    ):
+        with pytest.raises(OstnetError, match=message):
+            Controls(**kwargs)
+    assert parse_pose("fixed:10,-5,2") == ("fixed", (10.0, -5.0, 2.0))
+    with pytest.raises(OstnetError, match="three angles"):
+        parse_pose("fixed:10,5")
+    assert parse_regions("mouth=1,eyes=0.5") == {"mouth": 1.0, "eyes": 0.5}
+
+
+def test_control_semantics_on_coefficients():
+    src = torch.zeros(1, 32)
+    src[0, 3:9] = torch.tensor([0.1, 1.0, 0.8, 0.8, 0.0, 0.0])
+    src[0, 9:12] = torch.tensor([0.0, 0.0, 0.5])
+    first = src.clone()
+    first[0, :3] = torch.tensor([10.0, 0.0, 0.0])
+    later = first.clone()
+    later[0, :3] = torch.tensor([25.0, 0.0, 0.0])
+    later[0, 3] = 0.9
+    state = ControlState(Controls())
+    state.apply(src, first, first)
+    out = state.apply(src, later, later)
+    assert out[0, 0].item() == pytest.approx(15.0, abs=1e-4) and out[0, 3].item() == pytest.approx(0.9)
+    for controls, index, value in (
+        (Controls(pose="source", expression="source", mouth_open=0.3), 3, 0.4),
+        (Controls(pose="absolute"), 0, 25.0),
+        (Controls(pose="fixed", fixed_pose=(0.0, 5.0, 0.0), yaw=3.0), 0, 3.0),
+        (Controls(expression="neutral"), 5, 1.0),
+        (Controls(pose="absolute", expression_scale=0.5), 3, 0.5),
+        (Controls(pose="absolute", regions="mouth"), 0, 0.0),
+    ):
+        s = ControlState(controls)
+        assert s.apply(src, later, later)[0, index].item() == pytest.approx(value, abs=1e-4), controls
+
+
+def test_models_that_cannot_turn_a_head_refuse_controls():
+    ostnet = build_model("tiny")
+    assert supported_controls(ostnet) == frozenset() and "yaw" in supported_controls(build_model("tiny-pechead"))
+    with pytest.raises(OstnetError, match="--yaw: model 'tiny' cannot honour it"):
+        Animator(ostnet, device="cpu", controls=Controls(yaw=10.0))
+    Animator(ostnet, device="cpu", controls=Controls())  # no controls: fine
+
+
+def test_checkpoint_round_trip(model, tmp_path):
+    path = save_checkpoint(model, tmp_path / "p.safetensors")
+    loaded = load_checkpoint(path)
+    assert isinstance(loaded, PECHead) and loaded.cfg == model.cfg
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x[:1], x[1:]).prediction, model(x[:1], x[1:]).prediction)
