@@ -20,6 +20,7 @@ COMMANDS = [
     "synth",
     "train",
     "animate",
+    "edit",
     "evaluate",
     "inspect",
     "demo",

@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ostnet.commands.control_options import add_control_arguments, controls_from_args, save_recipe
+
 MODES = ("auto", "anchor-free", "relative", "absolute", "best-frame")  # = ostnet.inference.pipeline.MODES
 MODE_HELP = (
     "motion transfer: anchor-free (OSTNet's per-frame scale transformation, the default for models with it), "
@@ -81,6 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     crop.add_argument("--paste-back", action="store_true", help="put the animated face back into the full source image")
     crop.add_argument("--side-by-side", action="store_true", help="write source | driving | result")
+    add_control_arguments(p)
     run = p.add_argument_group("execution")
     run.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help="default: best available")
     run.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="inference precision (autocast)")
@@ -120,13 +123,18 @@ def options_from_args(args: argparse.Namespace):
         max_frames=args.max_frames,
         crf=args.crf,
         progress=not args.quiet,
+        controls=controls_from_args(args),
+        pose_from=args.pose_from,
+        expression_from=args.expression_from,
     )
 
 
 def run_animate(args: argparse.Namespace) -> int:
     from ostnet.inference.pipeline import animate_video
 
-    summary = animate_video(options_from_args(args))
+    options = options_from_args(args)
+    summary = animate_video(options)
+    save_recipe(args, options.controls)
     for warning in summary.warnings:
         print(f"ostnet animate: warning: {warning}", file=sys.stderr)
     print(summary.line())

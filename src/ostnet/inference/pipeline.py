@@ -30,11 +30,13 @@ from typing import TypeVar
 
 import numpy as np
 import torch
+from torch import Tensor
 from tqdm import tqdm
 
 from ostnet.errors import OstnetError
 from ostnet.inference.animator import Animator
 from ostnet.inference.best_frame import scan_best_frame
+from ostnet.inference.controls import Controls, check_supported
 from ostnet.inference.faces import CropOptions, DrivingCrop, DrivingVideo, SourceImage, prepare_source
 from ostnet.inference.paste import Composer
 from ostnet.inference.timing import StageTimes, Stopwatch
@@ -66,6 +68,9 @@ class AnimateOptions:
     max_frames: int | None = None
     crf: int = 18
     progress: bool = True
+    controls: Controls = field(default_factory=Controls)  # pose/expression controls (PECHead models)
+    pose_from: Path | None = None  # a second driving video for the head pose (PECHead models)
+    expression_from: Path | None = None  # ... for the expression
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,7 @@ class AnimationJob:
     on_frames: Callable[[int], None] | None = None
     warnings: list[str] = field(default_factory=list)
     best: int | None = None
+    tracks: tuple[Tensor | None, Tensor | None] = (None, None)  # pose / expression coefficients per frame
 
     @classmethod
     def open(
@@ -141,8 +147,11 @@ class AnimationJob:
         source = prepare_source(options.source, options.crop, animator.image_size)
         animator.set_source(to_tensor(source.crop)[None])
         watch = Stopwatch()
+        tracks = driver_tracks(options, animator, total)
         driving = DrivingVideo(options.driving, options.crop, animator.image_size, total, watch)
-        return cls(options, animator, source, driving, writer, folder, info.fps, watch, on_frames)
+        job = cls(options, animator, source, driving, writer, folder, info.fps, watch, on_frames)
+        job.tracks = tracks
+        return job
 
     @property
     def total(self) -> int:
@@ -170,9 +179,13 @@ class AnimationJob:
                 stack.enter_context(self.folder)
             stack.enter_context(self.writer)
             bar = stack.enter_context(self.progress("animate"))
+            done = 0
             for batch in batched(crops, self.options.batch_size):
                 with watch("model"):
-                    faces = self.animator.animate(to_tensor(np.stack([item.crop for item in batch]))).prediction
+                    drivers = [_track_slice(track, done, len(batch)) for track in self.tracks]
+                    frames = to_tensor(np.stack([item.crop for item in batch]))
+                    faces = self.animator.animate(frames, *drivers).prediction
+                done += len(batch)
                 with watch("encode"):
                     for frame in compose(batch, faces):
                         self.writer.write(frame)
@@ -266,7 +279,38 @@ def animator_for(model, options: AnimateOptions) -> Animator:
         mode=mode,
         adapt_scale=options.adapt_scale,
         motion_smooth=options.motion_smooth,
+        controls=options.controls,
     )
+
+
+def coefficient_track(path: Path, crop: CropOptions, animator: Animator, total: int, batch: int = 16) -> Tensor:
+    """Face coefficients (T, D) of the first ``total`` frames of a second driving video (``--pose-from`` /
+    ``--expression-from``), face-cropped like the driving video. No usable face is an OstnetError."""
+    probe_video(path)  # a one-line error for a missing or unreadable file
+    rows = []
+    with DrivingVideo(path, crop, animator.image_size, total) as video:
+        for items in batched(video.crops(), batch):
+            rows.append(animator.coefficients(to_tensor(np.stack([item.crop for item in items]))))
+    return torch.cat(rows)
+
+
+def driver_tracks(options: AnimateOptions, animator: Animator, total: int) -> tuple[Tensor | None, Tensor | None]:
+    """The coefficient tracks of ``--pose-from`` and ``--expression-from`` (None where not given)."""
+    extra = tuple(name for name, path in (("--pose-from", options.pose_from),
+                                          ("--expression-from", options.expression_from)) if path)  # fmt: skip
+    check_supported(animator.model, options.controls, extra)
+    return tuple(
+        None if path is None else coefficient_track(path, options.crop, animator, total)
+        for path in (options.pose_from, options.expression_from)
+    )  # type: ignore[return-value]
+
+
+def _track_slice(track: Tensor | None, start: int, count: int) -> Tensor | None:
+    """Frames start .. start+count of a track; a shorter track holds its last frame."""
+    if track is None:
+        return None
+    index = torch.arange(start, start + count).clamp(max=len(track) - 1)
+    return track[index]
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
