@@ -76,11 +76,13 @@ def warping_loss(deformed: Tensor, target: Tensor) -> Tensor:
 
 def coefficient_loss(model: nn.Module, source: Tensor, out: ModelOutput, known: Tensor) -> Tensor:
     """Supervision of PECHead's R and E where the data knows R (rows without NaN): the regressor on the source
-    and on the (rectified) driving frame, and the posed landmarks of both, mean L1 (pose in units of 30 deg)."""
-    from ostnet.models.pechead import LANDMARKS, POSE_UNIT
+    and on the (rectified) driving frame (mean L1 of each group: pose in units of 30 deg, expression,
+    placement, landmarks; the groups summed), and the posed landmarks of both (mean L1)."""
+    from ostnet.models.pechead import EXPRESSION, LANDMARKS, PLACEMENT, POSE, POSE_UNIT
 
     scale = torch.ones(known.shape[-1], device=known.device)
     scale[:3] = 1.0 / POSE_UNIT
+    groups = (POSE, EXPRESSION, PLACEMENT, LANDMARKS)
     terms = []
     for b_image, kp, row in ((source, out.kp_source, 0), (out.rectified, out.kp_rectified, 1)):
         truth = known[:, row].float()
@@ -88,7 +90,8 @@ def coefficient_loss(model: nn.Module, source: Tensor, out: ModelOutput, known: 
         if not found.any():
             continue
         estimate = model.kp_detector.regressor(b_image[found]).float()
-        terms.append(((estimate - truth[found]) * scale).abs().mean())
+        error = ((estimate - truth[found]) * scale).abs()
+        terms.append(sum(error[:, group].mean() for group in groups))
         landmarks = kp.landmarks[found].float().reshape(int(found.sum()), -1)
         terms.append((landmarks - truth[found][:, LANDMARKS]).abs().mean())
     return torch.stack(terms).mean() if terms else torch.zeros((), device=known.device)

@@ -48,6 +48,7 @@ NUM_EXPRESSION = len(EXPRESSION_NAMES)
 POSE, EXPRESSION, PLACEMENT = slice(0, 3), slice(3, 9), slice(9, 12)
 LANDMARKS = slice(12, 12 + 2 * NUM_LANDMARKS)
 COEFFICIENT_DIM = 12 + 2 * NUM_LANDMARKS
+_GRID = 4  # spatial cells kept by E's and R's image encoders
 POSE_UNIT = 30.0  # degrees: the regressor predicts pose / POSE_UNIT
 # Fixed border points of the landmark TPS (the frame's corners and edge middles stay in place).
 _ANCHORS = [(x, y) for x in (-1.0, 0.0, 1.0) for y in (-1.0, 0.0, 1.0) if (x, y) != (0.0, 0.0)]
@@ -80,8 +81,9 @@ def _image_encoder(cfg: ModelConfig) -> tuple[nn.Sequential, int]:
     widths = [p.encoder_features * 2 ** min(i, 3) for i in range(p.encoder_blocks + 1)]
     layers: list[nn.Module] = [SameBlock2d(cfg.num_channels, widths[0], kernel_size=3)]
     layers += [DownBlock2d(widths[i], widths[i + 1]) for i in range(p.encoder_blocks)]
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    return nn.Sequential(*layers), widths[-1]
+    # A 4x4 grid of features, not one global average: pose, placement and landmark positions are spatial.
+    layers += [nn.AdaptiveAvgPool2d(_GRID), nn.Flatten()]
+    return nn.Sequential(*layers), widths[-1] * _GRID * _GRID
 
 
 class CoefficientRegressor(nn.Module):
