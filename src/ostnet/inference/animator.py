@@ -302,9 +302,9 @@ class Animator:
             if self.controllable:
                 kp_motion = self._controlled(state, kp_motion, drivers) if temporal else kp_motion
                 self.net.temporal = "video" if temporal else "none"
-            if smooth:
-                fields = [getattr(kp_motion, name) for name in kp_motion._fields]
-                *fields, z = smooth_tensors(self.smoother, [*fields, z])
-                kp_motion = type(kp_motion)(*fields)
+            if smooth:  # the positions that drive the generator (and PECHead's landmarks), and z
+                names = [n for n in ("value", "jacobian", "landmarks") if n in kp_motion._fields]
+                *fields, z = smooth_tensors(self.smoother, [*(getattr(kp_motion, n) for n in names), z])
+                kp_motion = kp_motion._replace(**dict(zip(names, fields, strict=True)))
             prediction = self.step.render(state.prepared, kp_motion, z)
         return FrameBatch(prediction.float().clamp(0, 1), rectified.float())
