@@ -189,7 +189,7 @@ def run_ablation(args: argparse.Namespace) -> dict:
     if args.train_only:
         return {"trained": [str(final) for name in names for _, final in runs[name]]}
     results: dict = {"steps": args.steps, "batch": args.batch, "seeds": args.seeds, "pairs": args.pairs, "models": {}}
-    for protocol in ("same-scale", "different-scale"):
+    for protocol in args.protocols:
         ckpts = [final for name in names for _, final in runs[name]]
         labels = [f"{name.replace('+', 'p')}-s{seed}" for name in names for seed, _ in runs[name]]
         means = _evaluate(data, ckpts, labels, protocol, out / "evaluation", args.pairs)
@@ -270,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS))
     p.add_argument("--pairs", type=int, default=48)
     p.add_argument("--train-only", action="store_true", help="train (e.g. one seed per process), do not evaluate")
+    p.add_argument("--protocols", nargs="+", default=["same-scale", "different-scale"])
     p = sub.add_parser("real")
     p.add_argument("--output", required=True)
     p.add_argument("--prepared", required=True, help="the clips prepared by `ostnet prepare --split-by-time 0.8`")
@@ -282,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     result = {"sanity": run_sanity, "ablation": run_ablation, "real": run_real}[args.what](args)
     (out / "results.json").write_text(json.dumps(result, indent=2))
-    if args.what == "ablation" and not args.train_only:
+    if args.what == "ablation" and not args.train_only and len(args.protocols) == 2:
         (out / "table.md").write_text(ablation_table(result) + "\n")
         print(ablation_table(result))
     else:

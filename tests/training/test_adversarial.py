@@ -1,5 +1,5 @@
 """Adversarial training and the weight EMA: the discriminator, hinge losses, adaptive weight, the two steps'
-independence, and exact resume of a run with a discriminator and an EMA."""
+independence, and exact resume of a run with a discriminator, an EMA and compensatory codebooks."""
 
 from __future__ import annotations
 
@@ -140,6 +140,17 @@ GAN = (
     "gan.discriminator.max_features=32",
     "gan.discriminator.scales=[1.0, 0.5]",
     "ema_decay=0.995",
+    # ... on a model with both codebooks, restarting dead codes (random draws inside the forward pass)
+    "model.codebooks.motion=true",
+    "model.codebooks.appearance=true",
+    "model.codebooks.motion_codes=16",
+    "model.codebooks.motion_dim=8",
+    "model.codebooks.appearance_codes=16",
+    "model.codebooks.appearance_dim=8",
+    "model.codebooks.num_layers=1",
+    "model.codebooks.num_heads=2",
+    "model.codebooks.restart_dead_codes=true",
+    "model.codebooks.dead_after=1",
 )
 
 
@@ -173,7 +184,10 @@ def test_gan_run_folder_holds_ema_discriminator_and_logs(gan_runs):
     acc = EventAccumulator(str(folder.root / "tensorboard"))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
-    assert {"gan/g_loss", "gan/weight", "gan/d_loss"} <= tags
+    assert {"gan/g_loss", "gan/weight", "gan/d_loss", "loss/vq_motion", "loss/flow_rec", "loss/vq_appearance"} <= tags
+    codes = {f"codes/{kind}_{stat}_s{i}" for kind in ("motion", "appearance") for stat in ("perplexity", "dead")
+             for i in range(4)}  # fmt: skip
+    assert codes <= tags
     # step 1 ran before gan.start_step=1 took effect: the GAN terms start at step 2
     assert [e.step for e in acc.Scalars("gan/d_loss")] == [2, 3]
 

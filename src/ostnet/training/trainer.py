@@ -395,6 +395,10 @@ class Trainer:
             num_workers=cfg.data.num_workers,
             drop_last=True,
             pin_memory=self.dist.device.type == "cuda",
+            # Its own generator: a DataLoader iterator otherwise draws its base seed from the global RNG, and a run
+            # resumed at an epoch end opens one more (empty) iterator than an uninterrupted run, shifting every
+            # later global draw (e.g. the codebooks' dead-code restarts) and breaking exact resume.
+            generator=torch.Generator().manual_seed(step_seed(cfg.seed, p.epoch)),
         )
         for batch in _batches(loader):
             batch = _to_device(batch, self.dist.device)
