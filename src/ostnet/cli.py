@@ -25,6 +25,7 @@ COMMANDS = [
     "inspect",
     "demo",
     "web",
+    "weights",
 ]
 
 

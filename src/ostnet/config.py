@@ -214,8 +214,15 @@ class LossConfig:
     # lambda; the values are ours, docs/design.md). Used only by PECHead models.
     lambda_warp: float = 0.0  # L_w: L1 of the source warped by the final flow against the driving frame
     lambda_coefficients: float = 0.0  # supervision of the coefficient regressor R and of E's landmarks
-    vgg_weights: str | None = None  # path to torchvision's vgg19-dcbb9e9d.pth; None: torch hub cache
+    # vgg19 = the paper's (Eq. 7); vgg16 (relu1_2..relu5_3) is our departure for machines where only VGG-16 is
+    # installable (`ostnet weights install`); docs/design.md "Perceptual network".
+    perceptual_network: str = "vgg19"
+    vgg_weights: str | None = None  # a torchvision-format file; None: ostnet's weights cache, then torch hub's
     allow_random_vgg: bool = False  # explicit opt-in for random VGG weights (tests, offline demos)
+
+    def __post_init__(self) -> None:
+        if self.perceptual_network not in ("vgg19", "vgg16"):
+            raise ValueError(f"loss.perceptual_network: expected vgg19 or vgg16, got {self.perceptual_network!r}")
 
 
 @dataclass

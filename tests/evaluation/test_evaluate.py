@@ -175,7 +175,7 @@ def test_cli_with_two_checkpoints_writes_every_output(assets, tmp_path, capsys):
     assert main([*args, "--checkpoint", checkpoints[0], "--checkpoint", checkpoints[1]]) == 0
     printed = capsys.readouterr().out
     assert "| tiny0 |" in printed and "| tiny1 |" in printed and "data_range=1" in printed
-    assert "n/a (AlexNet weights not found)" in printed or "LPIPS" not in printed
+    assert "n/a (AlexNet weights not found; run `ostnet weights install`)" in printed or "LPIPS" not in printed
     with open(out / "results.csv", newline="") as handle:
         table = list(csv.DictReader(handle))
     assert [r["checkpoint"] for r in table] == ["tiny0", "tiny1"] and table[0]["l1"] != table[1]["l1"]

@@ -1,5 +1,6 @@
 """``ostnet demo``: synthetic data -> train the Baseline and OSTNet -> different-scale evaluation -> animation
--> one self-contained ``report.html``. Needs no dataset, no pretrained weights, no GPU and no network."""
+-> one self-contained ``report.html``. Needs no dataset, no GPU and no network; uses ImageNet VGG features for
+the perceptual loss when ``ostnet weights install`` ran (``make demo`` runs it), else a random VGG."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Write a synthetic talking-head dataset, train OSTNet (ST + SE) for the time budget and the "
             "Baseline (no ST, no SE) for the same number of steps, evaluate both on the different-scale "
             "protocol, animate a person whose driving face is at another scale, and write OUTPUT/report.html "
-            "(self-contained, opens offline). Needs no dataset, no pretrained weights, no GPU, no network."
+            "(self-contained, opens offline). Needs no dataset, no GPU, no network; the perceptual loss uses the "
+            "ImageNet VGG installed by `ostnet weights install` when there is one (--features)."
         ),
     )
     parser.add_argument("--output", default="demo", metavar="DIR", help="output folder (demo)")
@@ -34,6 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of data, training and sampling (0)")
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: the idle cores)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument(
+        "--features",
+        default="auto",
+        choices=["auto", "imagenet", "random"],
+        help="perceptual-loss VGG: auto (default: ImageNet if `ostnet weights install` ran, else random), "
+        "imagenet (required), random",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -53,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         progress=not args.no_progress,
         command=command,
+        features=args.features,
     )
     run_demo(cfg)
     return 0

@@ -20,6 +20,7 @@ import numpy as np
 from ostnet.demo.template import (
     ANIMATION_INTRO,
     EXAMPLES_INTRO,
+    FEATURES_NOTES,
     LOSS_CAPTION,
     NOT_BETTER_NOTE,
     QUICK_NOTE,
@@ -203,6 +204,7 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     overrides: tuple[str, ...] = ()  # the demo's overrides of the tiny preset, shared by both models
+    features: str = "a RANDOM VGG-19"  # the perceptual loss's VGG (``choose_features``)
     reference: Reference | None = None
     rectification: Rectification | None = None
 
@@ -353,7 +355,8 @@ def _setup(data: ReportData) -> str:
     p = data.plan
     overrides = " ".join(f"<code>{esc(o)}</code>" for o in data.overrides)
     fields = {**p, **p["clips"], "scale_range": tuple(p["scale_range"]), "budget": data.budget_s,
-              "pairs": 2 * p["eval_pairs"], "overrides": overrides}  # fmt: skip
+              "pairs": 2 * p["eval_pairs"], "overrides": overrides, "features": esc(data.features),
+              "features_note": FEATURES_NOTES[data.features.startswith("ImageNet")]}  # fmt: skip
     items = [item.format(**fields) for item in SETUP_ITEMS] + [esc(n) for n in data.notes]
     return tag("ul", "".join(tag("li", i) for i in items), class_="notes")
 

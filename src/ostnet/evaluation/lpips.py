@@ -12,10 +12,11 @@ the five ReLU outputs of AlexNet, normalise each feature vector to unit length o
 difference, weight channels with the linear layer, average over space and sum over the five layers.
 0 for identical images; larger is more different; typical values 0..1.
 
-Weights are looked up in the given paths, else in the torch hub cache
-(``torch.hub.get_dir()/checkpoints``: ``alexnet-owt-7be5be79.pth`` and ``lpips_v0.1_alex.pth`` or
-``alex.pth``). When they are not there, :func:`try_load_lpips` returns the reason instead of a model so
-that the evaluation leaves the LPIPS column empty and says why.
+Weights are looked up in the given paths, else in ostnet's weights cache (``alexnet.safetensors`` and
+``lpips-alex.safetensors``, written by ``ostnet weights install``; see ``ostnet.weights.catalog``), else in the
+torch hub cache (``torch.hub.get_dir()/checkpoints``: ``alexnet-owt-7be5be79.pth`` and ``lpips_v0.1_alex.pth``
+or ``alex.pth``). When they are not there, :func:`try_load_lpips` returns the reason (with the install
+command) instead of a model so that the evaluation leaves the LPIPS column empty and says why.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from torch import Tensor, nn
 
 from ostnet.errors import OstnetError
 from ostnet.evaluation.metrics import check_pair
+from ostnet.weights.catalog import INSTALL_HINT, cache_path
 
 ALEXNET_FILENAME = "alexnet-owt-7be5be79.pth"
 LINEAR_FILENAMES = ("lpips_v0.1_alex.pth", "alex.pth")
@@ -142,7 +144,12 @@ def _read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     if not path.is_file():
         raise LpipsUnavailable(f"{path}: weight file not found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any unreadable file is reported the same way
         raise LpipsUnavailable(f"{path}: cannot read weights ({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict):
@@ -174,21 +181,22 @@ def locate_lpips_weights(
     linear: str | os.PathLike | None = None,
     hub_dir: str | os.PathLike | None = None,
 ) -> LpipsWeights:
-    """Find the weight files: explicit paths first, else the torch hub cache's ``checkpoints`` folder.
+    """Find the weight files: explicit paths first, else ostnet's weights cache, else the torch hub cache's
+    ``checkpoints`` folder.
 
-    Raises ``LpipsUnavailable`` naming every place that was searched.
+    Raises ``LpipsUnavailable`` naming every place that was searched and the install command.
     """
     folder = Path(hub_dir if hub_dir is not None else torch.hub.get_dir()) / "checkpoints"
-    alex_candidates = [Path(alexnet)] if alexnet else [folder / ALEXNET_FILENAME]
-    lin_candidates = [Path(linear)] if linear else [folder / name for name in LINEAR_FILENAMES]
+    alex_candidates = [Path(alexnet)] if alexnet else [cache_path("alexnet"), folder / ALEXNET_FILENAME]
+    lin_candidates = [Path(linear)] if linear else [cache_path("lpips-alex")]
+    lin_candidates += [] if linear else [folder / name for name in LINEAR_FILENAMES]
     found_alex = next((p for p in alex_candidates if p.is_file()), None)
     found_lin = next((p for p in lin_candidates if p.is_file()), None)
-    if found_alex is None:
-        raise LpipsUnavailable(f"AlexNet weights not found (looked for {', '.join(map(str, alex_candidates))})")
-    if found_lin is None:
-        raise LpipsUnavailable(
-            f"LPIPS v0.1 linear weights not found (looked for {', '.join(map(str, lin_candidates))})"
-        )
+    for found, what, candidates in ((found_alex, "AlexNet", alex_candidates), (found_lin, "LPIPS v0.1 linear",
+                                                                              lin_candidates)):  # fmt: skip
+        if found is None:
+            looked = ", ".join(map(str, candidates))
+            raise LpipsUnavailable(f"{what} weights not found; {INSTALL_HINT} (looked for {looked})")
     return LpipsWeights(found_alex, found_lin)
 
 

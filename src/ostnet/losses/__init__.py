@@ -4,7 +4,7 @@ from ostnet.losses.equivariance import EquivarianceTerms, equivariance_loss, ran
 from ostnet.losses.keypoint_distance import keypoint_distance_loss
 from ostnet.losses.objective import LossTerms, Objective
 from ostnet.losses.perceptual import ImagePyramid, PerceptualLoss
-from ostnet.losses.vgg import Vgg19Features, build_vgg19, default_vgg_path
+from ostnet.losses.vgg import Vgg19Features, VggFeatures, build_vgg, build_vgg19, default_vgg_path
 
 __all__ = [
     "EquivarianceTerms",
@@ -13,6 +13,8 @@ __all__ = [
     "Objective",
     "PerceptualLoss",
     "Vgg19Features",
+    "VggFeatures",
+    "build_vgg",
     "build_vgg19",
     "default_vgg_path",
     "equivariance_loss",

@@ -29,7 +29,7 @@ from ostnet.geometry import RandomTPS
 from ostnet.losses.equivariance import equivariance_loss, random_tps_for_samples
 from ostnet.losses.keypoint_distance import keypoint_distance_loss
 from ostnet.losses.perceptual import PerceptualLoss
-from ostnet.losses.vgg import Vgg19Features, build_vgg19
+from ostnet.losses.vgg import VggFeatures, build_vgg
 from ostnet.models.outputs import ModelOutput
 
 if TYPE_CHECKING:
@@ -102,13 +102,13 @@ class Objective(nn.Module):
 
     Args:
         cfg: loss weights, pyramid scales, VGG layer weights, equivariance TPS parameters, gamma.
-        vgg: an already built VGG-19 to share (tests); None builds it from ``cfg`` (``build_vgg19``).
+        vgg: an already built VGG to share (tests); None builds it from ``cfg`` (``build_vgg``).
     """
 
-    def __init__(self, cfg: LossConfig, vgg: Vgg19Features | None = None) -> None:
+    def __init__(self, cfg: LossConfig, vgg: VggFeatures | None = None) -> None:
         super().__init__()
         self.cfg = cfg
-        vgg = vgg if vgg is not None else build_vgg19(cfg.vgg_weights, cfg.allow_random_vgg)
+        vgg = vgg if vgg is not None else build_vgg(cfg.perceptual_network, cfg.vgg_weights, cfg.allow_random_vgg)
         self.perceptual = PerceptualLoss(vgg, cfg.perceptual_scales, cfg.perceptual_layer_weights, cfg.pixel_weight)
 
     def forward(

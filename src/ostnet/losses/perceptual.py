@@ -3,7 +3,8 @@
     L = sum_l sum_i w_i mean |V_i(y_l) - V_i(x_l)|
 
 over the image pyramid levels l (``LossConfig.perceptual_scales``, default 1, 1/2, 1/4, 1/8, built with FOMM's
-anti-aliased downsampling) and the five VGG-19 slices i (relu1_1 ... relu5_1) with weights w_i
+anti-aliased downsampling) and the five VGG-19 slices i (relu1_1 ... relu5_1; with
+``LossConfig.perceptual_network = vgg16``, VGG-16's relu1_2 ... relu5_3) with weights w_i
 (``LossConfig.perceptual_layer_weights``). The target's features are detached. Because the target is shared
 by L_rec^D and L_rec^D^ (Eq. 7), its features can be computed once (``target_features``) and reused.
 
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ostnet.losses.vgg import Vgg19Features
+from ostnet.losses.vgg import VggFeatures
 from ostnet.models.blocks import AntiAliasDownsample
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class PerceptualLoss(nn.Module):
     """
 
     def __init__(
-        self, vgg: Vgg19Features, scales: Sequence[float], layer_weights: Sequence[float], pixel_weight: float = 0.0
+        self, vgg: VggFeatures, scales: Sequence[float], layer_weights: Sequence[float], pixel_weight: float = 0.0
     ) -> None:
         super().__init__()
         if len(layer_weights) != 5:
