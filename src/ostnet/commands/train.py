@@ -3,6 +3,11 @@
     ostnet train --preset ostnet-vox-256 --data vox --output runs/vox [--set loss.lambda_eq=5 ...]
     torchrun --nproc_per_node 8 -m ostnet.cli train --preset ostnet-vox-256 --data vox --output runs/vox
     ostnet train --output runs/vox --resume            # continue where the run stopped
+    ostnet train --preset fomm-st-se --data vox --output runs/st --init fomm.safetensors --freeze kp_detector,generator
+
+``--init CKPT`` starts a new run from every tensor of CKPT (an ostnet checkpoint or FOMM's .pth.tar) whose name
+and shape match, and reports what was loaded, left fresh and ignored (also in the run's ``init.json``);
+``--freeze`` keeps the loaded tensors under the given modules fixed (``ostnet.training.init_from``).
 
 With ``--resume`` the preset and overrides may be left out: the run's ``config.json`` is used (``--set`` and
 ``--max-steps`` still apply; a changed model config is refused). On several nodes the run folder must be on a
@@ -34,6 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps in total")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p.add_argument("--init", metavar="CKPT", help="start a new run from CKPT's tensors that match in name and shape")
+    p.add_argument(
+        "--freeze",
+        default="",
+        metavar="MODULES",
+        help="with --init: comma-separated modules (e.g. kp_detector,generator) whose loaded tensors stay fixed",
+    )
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
@@ -77,8 +89,16 @@ def run(args: argparse.Namespace) -> int:
     from ostnet.training.trainer import Trainer
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.init and args.resume:
+        raise OstnetError("--init starts a new run and --resume continues one: give only one of them")
     cfg = resolve_config(args)
-    trainer = Trainer(cfg, args.output, resume=args.resume, device=args.device, show_progress=not args.quiet)
+    freeze = tuple(p.strip() for p in args.freeze.split(",") if p.strip())
+    trainer = Trainer(
+        cfg, args.output, resume=args.resume, device=args.device, show_progress=not args.quiet,
+        init=args.init, freeze=freeze,
+    )  # fmt: skip
+    if trainer.init_report is not None and trainer.dist.is_main:
+        print(trainer.init_report.summary(), file=sys.stderr)
     try:
         final = trainer.fit()
     except KeyboardInterrupt:

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from ostnet import config as C
-from ostnet.checkpoint import load_weights_into, save_checkpoint
+from ostnet.checkpoint import atomic_write, load_weights_into, save_checkpoint
 from ostnet.data.dataset import PairDataset, TrainingPair
 from ostnet.errors import OstnetError
 from ostnet.losses.objective import LossTerms, Objective
@@ -46,6 +46,7 @@ from ostnet.training.distributed import (
     setup_distributed,
 )
 from ostnet.training.ema import ModelEMA
+from ostnet.training.init_from import INIT_FILENAME, InitReport, apply_freeze, init_from_checkpoint, read_frozen
 from ostnet.training.state import (
     STATE_FORMAT,
     STATE_VERSION,
@@ -225,6 +226,8 @@ class Trainer:
         device: "auto", "cpu" or "cuda" (under torchrun each rank takes cuda:LOCAL_RANK).
         show_progress: draw a tqdm bar on the main rank.
         dataset: use this dataset instead of building ``PairDataset`` from ``cfg.data`` (tests).
+        init: start a new run from this checkpoint's matching tensors (``ostnet.training.init_from``).
+        freeze: module prefixes whose tensors loaded by ``init`` stay fixed.
 
     Everything that can be checked is checked before anything is written: bad input raises OstnetError.
     """
@@ -238,8 +241,15 @@ class Trainer:
         device: str = "auto",
         show_progress: bool = True,
         dataset: PairDataset | None = None,
+        init: str | Path | None = None,
+        freeze: Sequence[str] = (),
     ) -> None:
         check_train_config(cfg)
+        if init is not None and resume:
+            raise OstnetError("--init starts a new run and --resume continues one: give only one of them")
+        if freeze and init is None:
+            raise OstnetError("--freeze needs --init (it fixes the tensors --init loaded)")
+        self.init_report: InitReport | None = None
         self.cfg, self.show_progress = cfg, show_progress
         self.dist: DistInfo = setup_distributed(device)
         configure_backends(cfg.deterministic)
@@ -253,7 +263,7 @@ class Trainer:
             world_size=self.dist.world_size,
             seed=cfg.seed,
         )
-        self.raw_model, self.model = self._build_model(resume_from)
+        self.raw_model, self.model = self._build_model(resume_from, init, freeze)
         self.objective = Objective(cfg.loss).to(self.dist.device)
         o = cfg.optim
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
@@ -275,6 +285,9 @@ class Trainer:
             self.folder.create()
             self.folder.remove_stale_temporaries()
             self.folder.write_config(cfg)
+            if self.init_report is not None:
+                text = self.init_report.to_json()
+                atomic_write(self.folder.root / INIT_FILENAME, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
     # ---------------------------------------------------------------------------------------------- setup
 
@@ -293,12 +306,20 @@ class Trainer:
             check_compatible(self.folder.read_config().model, self.cfg.model, self.folder.config_path)
         return latest
 
-    def _build_model(self, resume_from: CheckpointFiles | None) -> tuple[nn.Module, nn.Module]:
+    def _build_model(
+        self, resume_from: CheckpointFiles | None, init: str | Path | None, freeze: Sequence[str]
+    ) -> tuple[nn.Module, nn.Module]:
         torch.manual_seed(self.cfg.seed)  # the same initial weights on every rank
         model = build_model(self.cfg.model)
+        frozen: list[str] = []
         if resume_from is not None:
             load_weights_into(model, resume_from.weights)
+            frozen = read_frozen(self.folder.root)
+        elif init is not None:
+            self.init_report = init_from_checkpoint(model, init, freeze)
+            frozen = self.init_report.frozen
         model = convert_sync_batchnorm(model, self.dist).to(self.dist.device).train()
+        apply_freeze(model, frozen)
         if not self.dist.is_distributed:
             return model, model
         device_ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None

