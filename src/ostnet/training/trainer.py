@@ -29,9 +29,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from ostnet import config as C
-from ostnet.checkpoint import atomic_write, load_weights_into, save_checkpoint
+from ostnet.checkpoint import load_weights_into, save_checkpoint
 from ostnet.data.dataset import PairDataset, TrainingPair
 from ostnet.errors import OstnetError
+from ostnet.io.atomic import atomic_write
 from ostnet.losses.objective import LossTerms, Objective
 from ostnet.models.ostnet import build_model
 from ostnet.models.outputs import ModelOutput

