@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from ostnet.errors import OstnetError
 from ostnet.evaluation.metrics import check_pair
-from ostnet.weights.catalog import INSTALL_HINT, cache_path
+from ostnet.weights.catalog import INSTALL_HINT, cache_path, read_weight_file
 
 ALEXNET_FILENAME = "alexnet-owt-7be5be79.pth"
 LINEAR_FILENAMES = ("lpips_v0.1_alex.pth", "alex.pth")
@@ -144,17 +144,9 @@ def _read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     if not path.is_file():
         raise LpipsUnavailable(f"{path}: weight file not found")
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unreadable file is reported the same way
-        raise LpipsUnavailable(f"{path}: cannot read weights ({type(exc).__name__}: {exc})") from None
-    if not isinstance(state, dict):
-        raise LpipsUnavailable(f"{path}: expected a state dict, found {type(state).__name__}")
-    return state
+        return read_weight_file(path)
+    except OstnetError as exc:
+        raise LpipsUnavailable(str(exc)) from None
 
 
 def _load_exact(module: nn.Module, state: dict[str, Tensor], path: str | os.PathLike, what: str) -> None:

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from ostnet.errors import OstnetError
-from ostnet.weights.catalog import INSTALL_HINT, VGG16_LAYOUT, VGG19_LAYOUT, installed_path
+from ostnet.weights.catalog import INSTALL_HINT, VGG16_LAYOUT, VGG19_LAYOUT, installed_path, read_weight_file
 
 VGG_FILENAMES = {"vgg19": "vgg19-dcbb9e9d.pth", "vgg16": "vgg16-397923af.pth"}  # torchvision's
 VGG19_FILENAME = VGG_FILENAMES["vgg19"]
@@ -123,24 +123,9 @@ def default_vgg_path(network: str = "vgg19") -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / VGG_FILENAMES[network]
 
 
-def _read_state_dict(path: Path) -> dict[str, Tensor]:
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise OstnetError(f"{path}: cannot read the VGG weights ({exc.__class__.__name__}: {exc})") from exc
-    if not isinstance(state, dict):
-        raise OstnetError(f"{path}: not a state dict (found {type(state).__name__})")
-    return state
-
-
 def load_vgg_state(model: VggFeatures, path: Path) -> None:
     """Copy torchvision-format VGG weights from ``path`` into ``model``; OstnetError on a mismatch."""
-    state = _read_state_dict(path)
+    state = read_weight_file(path, "the VGG weights")
     wanted = model.state_dict()
     name = model.network.upper().replace("VGG", "VGG-")
     missing = [k for k in wanted if k not in state]

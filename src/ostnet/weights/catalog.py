@@ -189,3 +189,23 @@ def read_record(name: str) -> dict | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def read_weight_file(path: str | os.PathLike, what: str = "weights") -> dict:
+    """The tensors of a state-dict file: ``.safetensors``, else torch's weights-only loader (``.pth``).
+    OstnetError ``"<path>: cannot read <what> (...)"`` for an unreadable file or one that is not a dict."""
+    import torch
+
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a corrupt file raises many kinds
+        raise OstnetError(f"{path}: cannot read {what} ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict):
+        raise OstnetError(f"{path}: not a state dict (found {type(state).__name__})")
+    return state

@@ -167,19 +167,10 @@ def _flatten(tree, prefix: str = "") -> Arrays:
 
 
 def read_state_dict(path: Path) -> Arrays:
-    """A ``.pth`` (torch's weights-only loader) or ``.safetensors`` state dict as numpy arrays."""
+    """A ``.pth`` (torch's weights-only loader) or ``.safetensors`` state dict as float32 numpy arrays."""
     import torch
 
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.numpy import load_file
-
-            return dict(load_file(str(path)))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - a corrupt file raises many kinds
-        raise OstnetError(f"{path}: corrupted or unreadable weights ({type(exc).__name__}: {exc})") from None
-    if not isinstance(state, dict):
-        raise OstnetError(f"{path}: not a state dict (found {type(state).__name__})")
+    state = catalog.read_weight_file(path, "the weights (corrupted or truncated?)")
     return {k: v.float().numpy() for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
