@@ -144,7 +144,7 @@ def test_ostnet_config_differs_from_baseline_only_in_st_and_se(tmp_path):
         cfg["model"]["scale_transform"]["enabled"] = cfg["model"]["generator"]["scale_embedding"] = None
         cfg["model"]["name"] = None
     assert base == ost
-    assert ost["loss"]["allow_random_vgg"] and ost["max_seconds"] == 10
+    assert ost["loss"]["vgg_weights"] == "random" and ost["max_seconds"] == 10
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -304,3 +304,20 @@ def test_animation_driving_is_the_truth_made_narrower_by_the_augmentation():
     left = round((1 - beta) * 64 / 2) - 1
     assert driving[:, :, :left].max() == 0 and truth[:, :, :left].max() > 0
     assert driving[:, :, 32].std() > 10  # the picture is still there in the middle
+
+
+def test_demo_features_follow_the_installed_weights(real_weights, monkeypatch, tmp_path):
+    """auto/imagenet use the installed ImageNet VGG-16 (no VGG-19 installed); random is random on purpose;
+    imagenet without any installed weights is a one-line error naming the install command."""
+    from ostnet.demo import training as T
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    for choice in ("auto", "imagenet"):
+        features = T.choose_features(choice)
+        assert features.imagenet and features.override == "loss.perceptual_network=vgg16"
+        assert features.override in T.demo_overrides(features)
+    assert T.choose_features("random").override == 'loss.vgg_weights="random"'
+    monkeypatch.setenv("OSTNET_HOME", str(tmp_path / "empty"))
+    assert not T.choose_features("auto").imagenet
+    with pytest.raises(OstnetError, match="ostnet weights install"):
+        T.choose_features("imagenet")

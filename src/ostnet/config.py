@@ -217,7 +217,8 @@ class LossConfig:
     # vgg19 = the paper's (Eq. 7); vgg16 (relu1_2..relu5_3) is our departure for machines where only VGG-16 is
     # installable (`ostnet weights install`); docs/design.md "Perceptual network".
     perceptual_network: str = "vgg19"
-    vgg_weights: str | None = None  # a torchvision-format file; None: ostnet's weights cache, then torch hub's
+    # a torchvision-format file; None: ostnet's weights cache, then torch hub's; "random": random on purpose
+    vgg_weights: str | None = None
     allow_random_vgg: bool = False  # explicit opt-in for random VGG weights (tests, offline demos)
 
     def __post_init__(self) -> None:

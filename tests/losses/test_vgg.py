@@ -136,6 +136,9 @@ def test_only_vgg16_installed_stands_in_for_vgg19_once_with_a_warning(real_weigh
     assert torch.equal(
         direct.features[0].weight, load_file(str(real_weights / "vgg16.safetensors"))["features.0.weight"]
     )
+    with pytest.warns(UserWarning, match="RANDOM VGG-19, as asked"):  # random on purpose, weights installed or not
+        random = build_vgg("vgg19", "random")
+    assert random.network == "vgg19" and random.source == "random VGG-19"
 
 
 def test_perceptual_network_option_is_checked_and_reaches_the_objective(tmp_path, monkeypatch):

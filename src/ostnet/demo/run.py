@@ -8,7 +8,7 @@ Stages, each reusing the project's own code:
    ``scale_transform.enabled=False`` and ``generator.scale_embedding=False``): same seed, data, batch, losses
    and number of optimiser steps. OSTNet trains for the time budget (``TrainConfig.max_seconds``), the
    Baseline then for as many steps (see ``train_models``). The perceptual loss uses the installed ImageNet
-   VGG (``ostnet weights install``; VGG-19, else VGG-16), else a random VGG-19 (``loss.allow_random_vgg=True``);
+   VGG (``ostnet weights install``; VGG-19, else VGG-16), else a random VGG-19 (``loss.vgg_weights=random``);
    the report states which (``choose_features``).
 3. ``run_evaluation``: the ``different-scale`` protocol (Sec. 4.1) on the held-out identities.
 4. ``Animator``: a driving sequence whose face is narrower than the source's, animated by both models.

