@@ -184,3 +184,14 @@ def augmentation_affine(alpha: float | Tensor, beta: float | Tensor, height: int
         offsets.append((ox, oy))
     shape = (*alphas.shape, 2)
     return AxisAffine(torch.tensor(scales).reshape(shape), torch.tensor(offsets).reshape(shape))
+
+
+def driving_as_fed(driving: Tensor, alpha: float | Tensor | None, beta: float | Tensor | None) -> Tensor:
+    """A driving frame as the model is fed it in a different-scale pair (Sec. 4.1): resized by the pair's
+    listed factors (alpha, beta) with the expression-preserved augmentation and clamped to [0, 1]; the frame
+    itself when the pair has no factors (alpha None). The one place evaluation and the demo build it."""
+    if alpha is None:
+        return driving
+    if beta is None:
+        raise ValueError("driving_as_fed: alpha without beta")
+    return expression_preserved_augmentation(driving, alpha=alpha, beta=beta).image.clamp(0, 1)

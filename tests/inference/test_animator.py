@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from ostnet.config import ScaleTransformConfig, model_preset
+from ostnet.errors import OstnetError
 from ostnet.face.crop import crop_and_resize
-from ostnet.inference.animator import Animator
+from ostnet.inference.animator import Animator, anchorless_mode
 from ostnet.inference.best_frame import LANDMARK_SIZE, BestFrameFinder, landmark_distance
 from ostnet.inference.faces import CropOptions, prepare_source
 from ostnet.io.video import read_frames
@@ -23,6 +24,18 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def tiny_model():
     torch.manual_seed(0)
     return build_model("tiny")
+
+
+def tiny_model_without_st():
+    """The tiny model without ST and SE (seed 0): what relative mode is for."""
+    cfg = model_preset("tiny")
+    cfg = dataclasses.replace(
+        cfg,
+        scale_transform=ScaleTransformConfig(enabled=False),
+        generator=dataclasses.replace(cfg.generator, scale_embedding=False),
+    )
+    torch.manual_seed(0)
+    return build_model(cfg)
 
 
 @pytest.fixture(scope="module")
@@ -65,14 +78,7 @@ def test_streaming_in_batches_equals_one_batch(tiny_model, images, mode):
 def test_relative_anchor_frame_gets_the_source_keypoints(images):
     """Relative motion (FOMM, reference-architecture.md §8): kp = kp_s + (kp_d - kp_anchor), so the anchor
     frame itself is animated with the source's own keypoints, whichever frame the anchor is."""
-    cfg = model_preset("tiny")
-    cfg = dataclasses.replace(
-        cfg,
-        scale_transform=ScaleTransformConfig(enabled=False),
-        generator=dataclasses.replace(cfg.generator, scale_embedding=False),
-    )
-    torch.manual_seed(0)
-    model = build_model(cfg)
+    model = tiny_model_without_st()
     source, driving = images
     results = []
     for anchor in (driving[0:1], driving[3:4]):
@@ -121,3 +127,65 @@ def test_best_frame_finder_picks_the_frame_matching_the_source(shared_dir):
     for crop in crops:
         finder.add(crop)
     assert finder.found and finder.best == 3 and finder.distance == pytest.approx(0.0, abs=1e-12)
+
+
+# --------------------------------------------------------------------------------------------------
+# animate_pairs: independent pairs (evaluation), and what relative mode means there
+# --------------------------------------------------------------------------------------------------
+
+
+def _pairs(images):
+    source, driving = images
+    sources = torch.cat([source, driving[4:5], driving[5:6]])  # three different sources
+    return sources, driving[:3], driving[3:6]  # sources, driving frames, anchors
+
+
+@pytest.mark.parametrize("mode", ["anchor-free", "absolute", "relative"])
+def test_animate_pairs_equals_one_video_step_per_pair(tiny_model, images, mode):
+    """Pair i gives what set_source(source[i]) (+ set_anchor(anchor[i]) in relative mode) and animate(driving[i])
+    give: the pairs are independent, and relative means relative to the pair's anchor frame."""
+    sources, driving, anchors = _pairs(images)
+    animator = Animator(tiny_model, device="cpu", mode=mode)
+    got = animator.animate_pairs(sources, driving, anchors if mode == "relative" else None)
+    for i in range(3):
+        animator.set_source(sources[i : i + 1])
+        if mode == "relative":
+            animator.set_anchor(anchors[i : i + 1])
+        expected = animator.animate(driving[i : i + 1]).prediction
+        torch.testing.assert_close(got[i : i + 1], expected, rtol=0, atol=1e-5)
+    if mode == "relative":  # one anchor frame for all pairs broadcasts
+        shared = animator.animate_pairs(sources, driving, anchors[1:2])
+        torch.testing.assert_close(shared[1], got[1], rtol=0, atol=1e-5)
+        assert (shared[0] - got[0]).abs().max() > 1e-4  # another anchor: another result
+
+
+def test_relative_pair_whose_anchor_is_its_driving_frame_reproduces_the_source_keypoints(images):
+    """No motion from the anchor to the driving frame: the source's own keypoints drive the generator, which is
+    what absolute mode does when the driving frame is the source itself (a model without ST)."""
+    model = tiny_model_without_st()
+    sources, driving, _ = _pairs(images)
+    relative = Animator(model, device="cpu", mode="relative").animate_pairs(sources, driving, anchor=driving)
+    itself = Animator(model, device="cpu", mode="absolute").animate_pairs(sources, sources)
+    torch.testing.assert_close(relative, itself, rtol=0, atol=1e-5)
+    moved = Animator(model, device="cpu", mode="absolute").animate_pairs(sources, driving)
+    assert (moved - itself).abs().max() > 1e-4  # not trivially equal
+
+
+def test_relative_pairs_with_adapt_scale_take_each_source_alone(tiny_model, images):
+    sources, driving, anchors = _pairs(images)
+    animator = Animator(tiny_model, device="cpu", mode="relative", adapt_scale=True)
+    got = animator.animate_pairs(sources, driving, anchors)
+    for i in range(3):
+        alone = animator.animate_pairs(sources[i : i + 1], driving[i : i + 1], anchors[i : i + 1])
+        torch.testing.assert_close(got[i : i + 1], alone, rtol=0, atol=1e-5)
+
+
+def test_animate_pairs_refuses_a_missing_or_useless_anchor(tiny_model, images):
+    sources, driving, anchors = _pairs(images)
+    with pytest.raises(OstnetError, match="mode relative needs anchor frames"):
+        Animator(tiny_model, device="cpu", mode="relative").animate_pairs(sources, driving)
+    with pytest.raises(OstnetError, match="mode anchor-free takes no anchor"):
+        Animator(tiny_model, device="cpu", mode="anchor-free").animate_pairs(sources, driving, anchors)
+    with pytest.raises(OstnetError, match="2 anchor frames for 3 pairs"):
+        Animator(tiny_model, device="cpu", mode="relative").animate_pairs(sources, driving, anchors[:2])
+    assert anchorless_mode(tiny_model) == "anchor-free"

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ostnet.augment import driving_as_fed
 from ostnet.data.synthetic import ClipStyle
 from ostnet.demo.report import (
     AnimatedRow,
@@ -50,10 +51,10 @@ STRIP_COLUMNS = 8
 def _animator(model: TrainedModel, device: str, mode: str | None = None):
     """An Animator for a trained demo model: ``anchor-free`` with ST, ``absolute`` without (unless ``mode``)."""
     from ostnet import load_checkpoint
-    from ostnet.inference.animator import Animator
+    from ostnet.inference.animator import Animator, anchorless_mode
 
     net = load_checkpoint(model.weights, map_location=device)
-    chosen = mode or ("anchor-free" if net.has_scale_transform else "absolute")
+    chosen = mode or anchorless_mode(net)
     return Animator(net, device=device, mode=chosen)
 
 
@@ -71,12 +72,10 @@ def pick_examples(pairs, count: int) -> list:
 def _read_pair(loader, pair, size: int):
     """(source, fed driving, ground truth), each (1, 3, S, S) in [0, 1], as the harness builds them (the
     driving frame resized by the pair's alpha, beta; Sec. 4.1); None when a frame cannot be read."""
-    from ostnet.augment import expression_preserved_augmentation
-
     source, truth = loader.load([pair.source, pair.driving], size)
     if not isinstance(source, torch.Tensor) or not isinstance(truth, torch.Tensor):
         return None
-    fed = expression_preserved_augmentation(truth[None], alpha=pair.alpha, beta=pair.beta).image.clamp(0, 1)
+    fed = driving_as_fed(truth[None], pair.alpha, pair.beta)
     return source[None], fed, truth[None]
 
 
@@ -164,7 +163,6 @@ def synthetic_sequence(num_frames: int, seed: int, style: ClipStyle) -> tuple[np
     ``truth`` is the motion rendered at FACE_SCALE (what a perfect model makes of the source ``truth[0]``);
     ``driving`` is ``truth`` after the expression-preserved augmentation with DRIVING_FACTORS.
     """
-    from ostnet.augment import expression_preserved_augmentation
     from ostnet.data.synthetic import render_head, sample_sequence
 
     rng = np.random.default_rng([seed, 4242])
@@ -173,7 +171,7 @@ def synthetic_sequence(num_frames: int, seed: int, style: ClipStyle) -> tuple[np
     )
     truth = np.stack([render_head(p, 64, style.texture) for p in params])
     alpha, beta = DRIVING_FACTORS
-    driving = expression_preserved_augmentation(to_tensor(truth), alpha=alpha, beta=beta).image
+    driving = driving_as_fed(to_tensor(truth), alpha, beta)
     return to_uint8(driving), truth
 
 

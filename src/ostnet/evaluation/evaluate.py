@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ostnet.augment import driving_as_fed
 from ostnet.errors import OstnetError
 from ostnet.evaluation import face_metrics as FM
 from ostnet.evaluation import metrics as M
@@ -244,11 +245,9 @@ def _generate(animator, model_size: int, batch: list[P.Pair], ctx: _Context) -> 
     source = torch.stack([s for _, s, _ in good])  # (B, 3, S, S)
     driving = torch.stack([d for _, _, d in good])
     if good[0][0].alpha is not None:  # different-scale: augment with the listed factors (Sec. 4.1)
-        from ostnet.augment import expression_preserved_augmentation
-
         alpha = torch.tensor([p.alpha for p, _, _ in good])
         beta = torch.tensor([p.beta for p, _, _ in good])
-        driving = expression_preserved_augmentation(driving, alpha=alpha, beta=beta).image.clamp(0, 1)
+        driving = driving_as_fed(driving, alpha, beta)
     try:
         with torch.inference_mode():
             prediction = _animate(animator, [p for p, _, _ in good], source, driving, ctx).float().cpu()
@@ -345,12 +344,12 @@ def _evaluate_pending(
     from tqdm import tqdm
 
     from ostnet import load_checkpoint
-    from ostnet.inference.animator import Animator
+    from ostnet.inference.animator import Animator, anchorless_mode
 
     cfg = ctx.cfg
     model = load_checkpoint(checkpoint, map_location=cfg.device)
-    # Sequential (smoothed) animation drives with absolute keypoints where independent pairs would (no anchor).
-    mode = "auto" if cfg.motion_smooth == "none" or model.has_scale_transform else "absolute"
+    # Independent pairs have no anchor frame, and sequential (smoothed) animation drives like them.
+    mode = anchorless_mode(model)
     animator = Animator(model, device=cfg.device, dtype=cfg.dtype, mode=mode, motion_smooth=cfg.motion_smooth)
     bar = tqdm(
         total=limit,
@@ -433,11 +432,7 @@ def write_sample_grid(ctx: _Context, labels: Sequence[str], tile: int = 128) -> 
         source, driving = ctx.loader.load([pair.source, pair.driving], tile)
         if not isinstance(source, Tensor) or not isinstance(driving, Tensor):
             continue
-        fed = driving
-        if pair.alpha is not None:
-            from ostnet.augment import expression_preserved_augmentation
-
-            fed = expression_preserved_augmentation(driving, alpha=pair.alpha, beta=pair.beta).image.clamp(0, 1)
+        fed = driving_as_fed(driving, pair.alpha, pair.beta)
         outputs = [Path(ctx.cfg.output) / label / "samples" / f"{pair_id:06d}.png" for label in labels]
         row = [to_uint8(source), to_uint8(fed), *(load_image(p) if p.is_file() else None for p in outputs)]
         rows.append(row + ([to_uint8(driving)] if P.has_ground_truth(ctx.cfg.protocol) else []))

@@ -25,7 +25,6 @@ channels-last, bf16 weights under bf16), which computes the same function as the
 
 from __future__ import annotations
 
-import contextlib
 from typing import Literal, NamedTuple
 
 import torch
@@ -37,11 +36,11 @@ from ostnet.inference.controls import Controls, ControlState, check_supported
 from ostnet.inference.fast import optimize_for_inference
 from ostnet.inference.smoothing import SmoothingConfig, make_smoother, smooth_tensors
 from ostnet.models.ostnet import OSTNet
-from ostnet.models.outputs import Keypoints
+from ostnet.models.outputs import Keypoints, PreparedSource
+from ostnet.models.precision import DTYPES, autocast
 
 Mode = Literal["auto", "anchor-free", "relative", "absolute"]
 MODES = ("auto", "anchor-free", "relative", "absolute")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class SourceState(NamedTuple):
@@ -49,7 +48,7 @@ class SourceState(NamedTuple):
 
     image: Tensor  # (1, 3, S, S)
     kp: Keypoints
-    prepared: object  # the generator's prepared source
+    prepared: PreparedSource  # the generator's per-source work
 
 
 class FrameBatch(NamedTuple):
@@ -81,6 +80,12 @@ def resolve_mode(model: OSTNet, mode: Mode) -> str:
             "(use --mode relative or absolute)"
         )
     return mode
+
+
+def anchorless_mode(model: OSTNet) -> str:
+    """The motion mode that needs no anchor frame: ``anchor-free`` with ST, else ``absolute`` (evaluation pairs,
+    and the demo's default)."""
+    return "anchor-free" if model.has_scale_transform else "absolute"
 
 
 def _expand(value, batch: int):
@@ -167,6 +172,7 @@ class Animator:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise OstnetError("--device cuda was asked for but CUDA is not available")
         self.dtype = DTYPES[dtype]
+        self.precision = dtype
         self.model = model.eval().to(self.device)
         self.mode = resolve_mode(model, mode)
         self.adapt_scale = adapt_scale
@@ -189,9 +195,7 @@ class Animator:
         return self.model.cfg.image_size
 
     def _autocast(self):
-        if self.dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+        return autocast(self.device.type, self.precision)
 
     def _to_device(self, images: Tensor, name: str) -> Tensor:
         s = self.image_size
@@ -269,15 +273,38 @@ class Animator:
         return prediction.float().clamp(0, 1)
 
     @torch.inference_mode()
-    def animate_pairs(self, source: Tensor, driving: Tensor) -> Tensor:
-        """One result per (source, driving) pair, each pair independent (evaluation protocols).
+    def animate_pairs(self, source: Tensor, driving: Tensor, anchor: Tensor | None = None) -> Tensor:
+        """One result per (source, driving) pair, each pair independent (evaluation protocols): pair i gives
+        what ``set_source(source[i])``, then ``animate(driving[i])`` gives (never smoothed).
 
-        ``relative`` mode uses each pair's own driving frame as the anchor, so it reduces to the source; the
-        evaluation protocols therefore use ``anchor-free`` or ``absolute``.
+        ``relative`` mode needs ``anchor`` frames, (B, 3, S, S) or one (1, 3, S, S) for all pairs: pair i is
+        animated with ``anchor[i]`` as its relative anchor, i.e. the motion from the anchor to ``driving[i]``
+        is added to ``source[i]``'s keypoints (as ``set_anchor(anchor[i])`` does for a video; with
+        ``adapt_scale``, scaled by each pair's own hull-area ratio). Without one it is an ``OstnetError``: a
+        pair alone has no anchor frame (``anchorless_mode`` is the mode that needs none). The other modes take
+        no anchor.
         """
         src = self._to_device(source, "source")
         frames = self._to_device(driving, "driving")
-        return self._step(self._prepare(src), frames, relative=False, temporal=False).prediction
+        if len(src) != len(frames):
+            raise OstnetError(f"animate_pairs: {len(src)} sources but {len(frames)} driving frames")
+        if (anchor is None) == (self.mode == "relative"):
+            need = "needs anchor frames (the motion is relative to them)" if anchor is None else "takes no anchor"
+            raise OstnetError(f"animate_pairs: mode {self.mode} {need}")
+        state = self._prepare(src)
+        if anchor is None:
+            return self._step(state, frames, relative=False, temporal=False).prediction
+        anchors = self._to_device(anchor, "anchor")
+        if len(anchors) not in (1, len(src)):
+            raise OstnetError(f"animate_pairs: {len(anchors)} anchor frames for {len(src)} pairs")
+        with self._autocast():
+            anchor_kp = self.net.drive(state.kp, anchors.expand_as(frames), rectify=True).kp_motion
+        scale = torch.ones(len(src), 1, 1)
+        if self.adapt_scale:  # FOMM's hull-area ratio, of each pair's own source and anchor
+            values = zip(state.kp.value.split(1), anchor_kp.value.split(1), strict=True)
+            scale = torch.tensor([movement_scale(Keypoints(kp), Keypoints(kp_anchor)) for kp, kp_anchor in values])
+        anchor = (anchor_kp, scale.view(-1, 1, 1).to(self.device))
+        return self._step(state, frames, temporal=False, anchor=anchor).prediction
 
     def _controlled(self, state: SourceState, kp_motion, drivers: tuple[Tensor | None, Tensor | None]):
         """PECHead: the coefficients of the drivers through the controls, then the source posed with them."""
@@ -294,11 +321,15 @@ class Animator:
         smooth: bool = False,
         drivers: tuple[Tensor | None, Tensor | None] = (None, None),
         temporal: bool = True,
+        anchor: tuple[Keypoints, Tensor] | None = None,
     ) -> FrameBatch:
-        """``temporal``: a video in order (controls, CAP state); False for independent pairs."""
-        anchor = self.anchor if relative and self.mode == "relative" else None
+        """``temporal``: a video in order (controls, CAP state); False for independent pairs. ``anchor``
+        (keypoints, movement scale) overrides the Animator's own (``animate_pairs``)."""
+        anchor_kp, scale = anchor if anchor is not None else (self.anchor, self.scale)
+        if anchor is None and not (relative and self.mode == "relative"):
+            anchor_kp = None
         with self._autocast():
-            kp_motion, rectified, z = self.step.motion(frames, state.kp, anchor, self.scale)
+            kp_motion, rectified, z = self.step.motion(frames, state.kp, anchor_kp, scale)
             if self.controllable:
                 kp_motion = self._controlled(state, kp_motion, drivers) if temporal else kp_motion
                 self.net.temporal = "video" if temporal else "none"

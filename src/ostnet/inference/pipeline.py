@@ -95,15 +95,17 @@ class AnimateSummary:
     def duration(self) -> float:
         return self.frames / self.fps
 
-    def line(self) -> str:
-        """One-line summary for the command line."""
-        rate = self.frames / self.seconds if self.seconds > 0 else float("nan")
+    def line(self, where: bool = True) -> str:
+        """The one-line summary of the run (command line and web app): frames, fps, duration, audio, mode and
+        time taken; with ``where``, also the speed and the output path(s) (the web app shows no paths)."""
         audio = "audio kept" if self.audio_kept else "no audio"
+        line = f"{self.frames} frames at {self.fps:g} fps ({round(self.duration, 2):g} s), {audio}, mode {self.mode}; "
+        line += f"took {self.seconds:.1f} s"
+        if not where:
+            return line
+        rate = self.frames / self.seconds if self.seconds > 0 else float("nan")
         extra = f" and {self.frames_dir}/" if self.frames_dir else ""
-        return (
-            f"{self.frames} frames at {self.fps:g} fps ({self.duration:.2f} s), {audio}, mode {self.mode}; "
-            f"took {self.seconds:.1f} s ({rate:.1f} frames/s) -> {self.output}{extra}"
-        )
+        return f"{line} ({rate:.1f} frames/s) -> {self.output}{extra}"
 
 
 @dataclass

@@ -199,15 +199,3 @@ class AtomicFolder(_Atomic):
 
     def _delete(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-__all__ = [
-    "TEMP_TAG",
-    "AtomicFile",
-    "AtomicFolder",
-    "atomic_output",
-    "atomic_write",
-    "is_temporary",
-    "remove_temporaries",
-    "temp_path_for",
-]

@@ -18,8 +18,6 @@ and reused for many driving frames with ``forward_prepared``; ``forward`` is exa
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -28,22 +26,9 @@ from ostnet.config import DenseMotionConfig
 from ostnet.geometry import inverse_2x2, keypoints_to_gaussian, make_coordinate_grid, warp
 from ostnet.geometry.warp import resize_flow, resize_map
 from ostnet.models.blocks import AntiAliasDownsample, Hourglass
-from ostnet.models.outputs import Keypoints, MotionField
+from ostnet.models.outputs import DenseMotionSource, Keypoints, MotionField
 
 _HEAD_KERNEL = 7
-
-
-class DenseMotionSource(NamedTuple):
-    """Source-side work of the dense motion network, reusable across driving frames.
-
-    image: (B, C, h, w) the source at the motion resolution.
-    gaussians: (B, K, h, w) Gaussians of the source keypoints, G(ks_k).
-    kp: the source keypoints (value (B, K, 2), jacobian (B, K, 2, 2) or None).
-    """
-
-    image: Tensor
-    gaussians: Tensor
-    kp: Keypoints
 
 
 class DenseMotionNetwork(nn.Module):

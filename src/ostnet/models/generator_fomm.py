@@ -25,27 +25,14 @@ pixel-centre coordinates (the 64-grid and the 256-grid both span [-1, 1] from fi
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 from torch import Tensor, nn
 
 from ostnet.config import ModelConfig
 from ostnet.geometry import resize_flow, warp
 from ostnet.models.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d, embed
-from ostnet.models.dense_motion import DenseMotionNetwork, DenseMotionSource, warp_features
-from ostnet.models.outputs import GeneratorOutput, Keypoints
-
-
-class FOMMPreparedSource(NamedTuple):
-    """Per-source work reused across driving frames.
-
-    image: (B, C, H, W) the source; stem: ``first(image)``; motion: the dense motion network's source part.
-    """
-
-    image: Tensor
-    stem: Tensor
-    motion: DenseMotionSource
+from ostnet.models.dense_motion import DenseMotionNetwork, warp_features
+from ostnet.models.outputs import GeneratorOutput, Keypoints, PreparedSource
 
 
 class FOMMGenerator(nn.Module):
@@ -77,10 +64,10 @@ class FOMMGenerator(nn.Module):
             self.z_down = nn.ModuleList(nn.Linear(z_dim, width[i]) for i in range(levels))  # W_i
             self.z_up = nn.ModuleList(nn.Linear(z_dim, width[levels - i]) for i in range(levels))  # W^w_i
 
-    def prepare_source(self, source: Tensor, kp_source: Keypoints) -> FOMMPreparedSource:
+    def prepare_source(self, source: Tensor, kp_source: Keypoints) -> PreparedSource:
         """source (B, C, H, W) in [0, 1] and its keypoints -> the reusable per-source tensors."""
         motion = self.dense_motion_network.prepare_source(source, kp_source)
-        return FOMMPreparedSource(image=source, stem=self.first(source), motion=motion)
+        return PreparedSource(image=source, stem=self.first(source), motion=motion)
 
     def forward(
         self, source: Tensor, kp_source: Keypoints, kp_driving: Keypoints, z: Tensor | None = None
@@ -93,7 +80,7 @@ class FOMMGenerator(nn.Module):
         return self.forward_prepared(self.prepare_source(source, kp_source), kp_driving, z)
 
     def forward_prepared(
-        self, prepared: FOMMPreparedSource, kp_driving: Keypoints, z: Tensor | None = None
+        self, prepared: PreparedSource, kp_driving: Keypoints, z: Tensor | None = None
     ) -> GeneratorOutput:
         """The per-driving-frame part of ``forward``."""
         if (z is None) != (self.z_down is None):

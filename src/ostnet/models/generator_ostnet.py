@@ -19,8 +19,6 @@ Optional parts (config switches, documented in docs/design.md):
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 from torch import Tensor, nn
 
@@ -29,15 +27,7 @@ from ostnet.geometry import resize_flow, warp
 from ostnet.models.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d, embed
 from ostnet.models.codebooks import Compensation
 from ostnet.models.dense_motion import DenseMotionNetwork, warp_features
-from ostnet.models.outputs import GeneratorOutput, Keypoints
-
-
-class PreparedSource(NamedTuple):
-    """Per-source work done once when many driving frames animate one source."""
-
-    image: Tensor  # (B, C, H, W)
-    stem: Tensor  # f_1 = F_en(I_S), (B, c_1, H, W)
-    motion: object  # the dense motion network's prepared source
+from ostnet.models.outputs import GeneratorOutput, Keypoints, PreparedSource
 
 
 class OSTNetGenerator(nn.Module):

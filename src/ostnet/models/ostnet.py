@@ -21,7 +21,7 @@ from ostnet.config import ModelConfig, model_preset
 from ostnet.models.generator_fomm import FOMMGenerator
 from ostnet.models.generator_ostnet import OSTNetGenerator
 from ostnet.models.keypoint_detector import KeypointDetector
-from ostnet.models.outputs import GeneratorOutput, Keypoints, ModelOutput, ScaleTransformOutput
+from ostnet.models.outputs import GeneratorOutput, Keypoints, ModelOutput, PreparedSource, ScaleTransformOutput
 from ostnet.models.scale_transform import ScaleTransform
 
 
@@ -92,7 +92,7 @@ class OSTNet(nn.Module):
             return DrivingFrames(kp_driving, kp_driving, driving, st)
         return DrivingFrames(kp_driving, self.detect(st.rectified), st.rectified, st)
 
-    def prepare_source(self, source: Tensor, kp_source: Keypoints):
+    def prepare_source(self, source: Tensor, kp_source: Keypoints) -> PreparedSource:
         """Everything of the generator that depends on the source alone (computed once per source)."""
         return self.generator.prepare_source(source, kp_source)
 
@@ -100,7 +100,7 @@ class OSTNet(nn.Module):
         """The z the generator receives: z with scale embedding (SE, Sec. 3.3), else None."""
         return z if self.cfg.generator.scale_embedding else None
 
-    def generate(self, prepared, kp_driving: Keypoints, z: Tensor | None) -> GeneratorOutput:
+    def generate(self, prepared: PreparedSource, kp_driving: Keypoints, z: Tensor | None) -> GeneratorOutput:
         return self.generator.forward_prepared(prepared, kp_driving, z)
 
     def forward(self, source: Tensor, driving: Tensor) -> ModelOutput:

@@ -22,6 +22,34 @@ class Keypoints(NamedTuple):
     jacobian: Tensor | None = None
 
 
+class DenseMotionSource(NamedTuple):
+    """Source-side work of the dense motion network, reusable across driving frames.
+
+    image: (B, C, h, w) the source at the motion resolution.
+    gaussians: (B, K, h, w) Gaussians of the source keypoints, G(ks_k).
+    kp: the source keypoints (value (B, K, 2), jacobian (B, K, 2, 2) or None).
+    """
+
+    image: Tensor
+    gaussians: Tensor
+    kp: Keypoints
+
+
+class PreparedSource(NamedTuple):
+    """What every generator's ``prepare_source(source, kp_source)`` returns: the per-source work done once
+    and reused for every driving frame by ``forward_prepared`` (the Animator caches it per source).
+
+    image: (B, C, H, W) the source; stem: the first encoder features F_en(I_S), (B, c_1, H, W);
+    motion: the dense motion network's source part; extra: what a generator family needs beyond these, or
+    None (a NamedTuple of tensors with batch first, so that ``Animator`` can expand a batch of one).
+    """
+
+    image: Tensor
+    stem: Tensor
+    motion: DenseMotionSource
+    extra: NamedTuple | None = None
+
+
 class MotionField(NamedTuple):
     """Output of the dense motion network (FOMM), at the motion resolution (h, w).
 

@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ostnet.config import AdversarialConfig
 from ostnet.losses.adversarial import adaptive_gan_weight, hinge_discriminator_loss, hinge_generator_loss
 from ostnet.models.discriminator import Discriminator, build_discriminator
+from ostnet.models.precision import autocast
 from ostnet.training.distributed import DistInfo
 
 
@@ -63,10 +64,11 @@ class Adversary:
         weight = adaptive_gan_weight(rec_loss, gan, last_layer(model), self.cfg, reduce=self._mean_over_ranks)
         return gan, weight
 
-    def discriminator_step(self, real: Tensor, fake: Tensor, autocast_dtype: torch.dtype | None) -> dict[str, Tensor]:
-        """One Adam step of D on real vs detached fake images; returns detached scalars for logging."""
+    def discriminator_step(self, real: Tensor, fake: Tensor, precision: str | None = "fp32") -> dict[str, Tensor]:
+        """One Adam step of D on real vs detached fake images under the training precision (None = fp32);
+        returns detached scalars for logging."""
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(real.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        with autocast(real.device.type, precision or "fp32"):
             both = self.net(torch.cat([real, fake.detach()])).logits
             n = real.shape[0]
             real_logits, fake_logits = [x[:n] for x in both], [x[n:] for x in both]

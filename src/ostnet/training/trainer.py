@@ -36,6 +36,7 @@ from ostnet.io.atomic import atomic_write
 from ostnet.losses.objective import LossTerms, Objective
 from ostnet.models.ostnet import build_model
 from ostnet.models.outputs import ModelOutput
+from ostnet.models.precision import DTYPES, autocast
 from ostnet.training.adversary import Adversary
 from ostnet.training.distributed import (
     DistInfo,
@@ -62,8 +63,6 @@ from ostnet.training.state import (
 from ostnet.training.visualize import TrainLogger
 
 log = logging.getLogger(__name__)
-
-_AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class StepResult(NamedTuple):
@@ -111,10 +110,9 @@ def train_step(
         adversary: when given, the GAN term joins the generator loss and the discriminator takes one step
             after the generator (``ostnet.training.adversary``); the caller passes it only once the GAN starts.
     """
-    dtype = _AUTOCAST[precision]
     optimizer.zero_grad(set_to_none=True)
     scalars: dict[str, Tensor] = {}
-    with torch.autocast(batch.source.device.type, dtype=dtype, enabled=dtype is not None):
+    with autocast(batch.source.device.type, precision):
         out = model(batch.source, batch.driving, *model_inputs(model, batch))
         terms = objective(model, batch, out, tps_seed=tps_seed)
         total = terms.total
@@ -131,7 +129,7 @@ def train_step(
     scaler.step(optimizer)
     scaler.update()
     if adversary is not None:
-        scalars.update(adversary.discriminator_step(batch.target, out.prediction.detach(), dtype))
+        scalars.update(adversary.discriminator_step(batch.target, out.prediction.detach(), precision))
     return StepResult(_detach(terms), _detach(out), scalars)
 
 
@@ -144,8 +142,8 @@ def model_inputs(model: nn.Module, batch: TrainingPair) -> tuple:
 
 def check_train_config(cfg: C.TrainConfig) -> None:
     """OstnetError for values the dataclasses cannot rule out (precision names, non-positive intervals)."""
-    if cfg.precision not in _AUTOCAST:
-        raise OstnetError(f"precision: expected one of {', '.join(_AUTOCAST)}, got {cfg.precision!r}")
+    if cfg.precision not in DTYPES:
+        raise OstnetError(f"precision: expected one of {', '.join(DTYPES)}, got {cfg.precision!r}")
     for name in ("log_every", "image_every", "checkpoint_every"):
         if getattr(cfg, name) < 1:
             raise OstnetError(f"{name}: must be >= 1, got {getattr(cfg, name)}")

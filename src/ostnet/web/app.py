@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ostnet.errors import OstnetError
-from ostnet.inference.animator import DTYPES, Animator
+from ostnet.inference.animator import Animator
 from ostnet.inference.pipeline import (
     MODES,
     AnimateOptions,
@@ -81,11 +81,8 @@ class Result:
 
     @property
     def summary(self) -> str:
-        """One line for people: frames, fps, duration, audio, mode and time taken."""
-        s = self.animate
-        audio = "audio kept" if s.audio_kept else "no audio"
-        took = f"took {s.seconds:.1f} s"
-        return f"{s.frames} frames at {s.fps:g} fps ({s.duration:.1f} s), {audio}, mode {s.mode}; {took}"
+        """The pipeline's one-line summary, without server paths."""
+        return self.animate.line(where=False)
 
     def to_json(self) -> dict:
         s = self.animate
@@ -165,7 +162,7 @@ class WebApp:
         self.folder = Path(tempfile.mkdtemp(prefix="ostnet-web-"))
         self._results: OrderedDict[str, Result] = OrderedDict()
         self._results_lock = threading.Lock()
-        self.dtype = next(name for name, value in DTYPES.items() if value == animator.dtype)
+        self.dtype = animator.precision
         model = animator.model
         self.info = PageInfo(
             model=model.cfg.name,

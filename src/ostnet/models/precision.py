@@ -1,0 +1,40 @@
+"""The one table of numeric precisions (``--dtype`` for inference, ``precision`` for training) and autocast.
+
+Weights stay fp32 in every case; ``bf16`` and ``fp16`` run the forward pass under ``torch.autocast``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Literal
+
+import torch
+
+from ostnet.errors import OstnetError
+
+Precision = Literal["fp32", "bf16", "fp16"]
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS: tuple[str, ...] = tuple(DTYPES)
+
+
+def dtype_of(precision: str) -> torch.dtype:
+    """The torch dtype of a precision name; an ``OstnetError`` naming the valid ones for anything else."""
+    if precision not in DTYPES:
+        raise OstnetError(f"unknown precision {precision!r}; choose one of {', '.join(DTYPES)}")
+    return DTYPES[precision]
+
+
+def precision_of(dtype: torch.dtype) -> str:
+    """The precision name of a torch dtype (``torch.bfloat16`` -> ``"bf16"``)."""
+    for name, value in DTYPES.items():
+        if value == dtype:
+            return name
+    raise ValueError(f"no precision name for {dtype}")
+
+
+def autocast(device_type: str, precision: str) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` to the precision's dtype on ``device_type``; nothing at all for ``fp32``."""
+    dtype = dtype_of(precision)
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device_type, dtype=dtype)
