@@ -76,6 +76,7 @@ GOLDEN_CASES: tuple[GoldenCase, ...] = (
     GoldenCase("tiny-fomm", _tiny_fomm),
     GoldenCase("tiny-fomm-st-se", _tiny_fomm_st_se),
     GoldenCase("tiny-codebooks", lambda: C.model_preset("tiny-codebooks")),  # multi-scale compensatory codebooks
+    GoldenCase("tiny-pechead", lambda: C.model_preset("tiny-pechead")),  # PECHead: pose and expression control
 )
 
 

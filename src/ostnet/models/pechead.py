@@ -39,9 +39,9 @@ from ostnet.geometry.rotation import rotation_matrix
 from ostnet.geometry.tps import tps_flow
 from ostnet.geometry.warp import resize_map
 from ostnet.models.blocks import DownBlock2d, SameBlock2d, embed
-from ostnet.models.generator_ostnet import OSTNetGenerator, PreparedSource
+from ostnet.models.generator_ostnet import OSTNetGenerator
 from ostnet.models.ostnet import DrivingFrames, OSTNet
-from ostnet.models.outputs import GeneratorOutput, Keypoints, ModelOutput, MotionField
+from ostnet.models.outputs import GeneratorOutput, Keypoints, ModelOutput, MotionField, PreparedSource
 
 NUM_EXPRESSION = len(EXPRESSION_NAMES)
 # Layout of a coefficient vector (``FaceCoefficients.flat``): pose 3, expression 6, placement 3, landmarks 2L.
