@@ -25,12 +25,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BASE = "cd852a9"
 LONG_FILE = 350
+MANY_PARAMETERS = 6
+FOCUS = ("ostnet/inference/pipeline.py", "ostnet/inference/paste.py", "ostnet/inference/faces.py")  # issue 10, item 6
 
 
 @dataclass(frozen=True)
 class Metrics:
     label: str
     functions: list[tuple[int, str]]  # (lines, "path:line name"), longest first
+    many_parameters: list[tuple[int, str]]  # (parameters, "path:line name") of functions with more than 6
+    focus: list[str]  # "path: N lines, longest function M" of the FOCUS files
     long_files: list[tuple[int, str]]  # (lines, path) of files over LONG_FILE lines
     wrong_way: list[str] | None  # "module:line imports target"; None without the checker
     duplicate_pairs: int
@@ -47,6 +51,31 @@ def function_lengths(package: Path) -> list[tuple[int, str]]:
                 where = f"{path.relative_to(package.parent)}:{node.lineno} {node.name}"
                 found.append((node.end_lineno - node.lineno + 1, where))
     return sorted(found, key=lambda item: (-item[0], item[1]))
+
+
+def many_parameters(package: Path) -> list[tuple[int, str]]:
+    """Functions taking more than MANY_PARAMETERS parameters (``self``/``cls`` not counted)."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                a = node.args
+                names = [x.arg for x in [*a.posonlyargs, *a.args, *a.kwonlyargs] if x.arg not in ("self", "cls")]
+                if len(names) > MANY_PARAMETERS:
+                    found.append((len(names), f"{path.relative_to(package.parent)}:{node.lineno} {node.name}"))
+    return sorted(found, key=lambda item: (-item[0], item[1]))
+
+
+def focus(package: Path, functions: list[tuple[int, str]]) -> list[str]:
+    lines = []
+    for name in FOCUS:
+        path = package.parent / name
+        if not path.is_file():
+            lines.append(f"{name}: absent")
+            continue
+        longest = max((n for n, where in functions if where.startswith(f"{name}:")), default=0)
+        lines.append(f"{name}: {len(path.read_text(encoding='utf-8').splitlines())} lines, longest function {longest}")
+    return lines
 
 
 def long_files(package: Path) -> list[tuple[int, str]]:
@@ -79,7 +108,11 @@ def duplicate_rows(src: Path) -> tuple[int, list[str]]:
 def measure(label: str, root: Path) -> Metrics:
     package = root / "src" / "ostnet"
     pairs, rows = duplicate_rows(root / "src")
-    return Metrics(label, function_lengths(package), long_files(package), wrong_way_imports(package), pairs, rows)
+    functions = function_lengths(package)
+    return Metrics(
+        label, functions, many_parameters(package), focus(package, functions), long_files(package),
+        wrong_way_imports(package), pairs, rows,
+    )  # fmt: skip
 
 
 def export(rev: str, folder: Path) -> Path:
@@ -107,6 +140,8 @@ def report(before: Metrics, after: Metrics, top: int) -> str:
             f"{sum(lines > n for lines, _ in after.functions)} |"
             for n in (40, 60)
         ),
+        f"| functions with over {MANY_PARAMETERS} parameters | {len(before.many_parameters)} | "
+        f"{len(after.many_parameters)} |",
         f"| files over {LONG_FILE} lines | {len(before.long_files)} | {len(after.long_files)} |",
         f"| wrong-way imports | {count(before.wrong_way)} | {count(after.wrong_way)} |",
         f"| `duplicates` pairs | {before.duplicate_pairs} | {after.duplicate_pairs} |",
@@ -114,6 +149,9 @@ def report(before: Metrics, after: Metrics, top: int) -> str:
     for m in (before, after):
         out += ["", f"## {m.label}", "", f"Longest {top} functions:"]
         out += [f"  {lines:4d}  {where}" for lines, where in m.functions[:top]]
+        out += [f"Functions with over {MANY_PARAMETERS} parameters:"]
+        out += [f"  {n:4d}  {where}" for n, where in m.many_parameters]
+        out += ["Issue 10's file pipeline:"] + [f"  {line}" for line in m.focus]
         out += [f"Files over {LONG_FILE} lines:"] + [f"  {lines:4d}  {path}" for lines, path in m.long_files]
         out += ["Wrong-way imports:"] + [f"  {edge}" for edge in m.wrong_way or []] + ["`duplicates` rows (first 10):"]
         out += [f"  {row}" for row in m.duplicate_rows[:10]]
