@@ -23,6 +23,8 @@ COMMANDS = [
     "edit",
     "evaluate",
     "inspect",
+    "export",
+    "live",
     "demo",
     "web",
     "weights",

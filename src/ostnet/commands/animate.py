@@ -87,7 +87,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     run = p.add_argument_group("execution")
     run.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help="default: best available")
     run.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="inference precision (autocast)")
-    run.add_argument("--batch-size", metavar="N", type=int, default=8, help="frames per model call (default: 8)")
+    run.add_argument(
+        "--batch-size", metavar="N", type=int, default=None, help="frames per model call (default: sized to the device)"
+    )
+    run.add_argument(
+        "--runtime",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="torch (default) or onnx: run an `ostnet export` folder (--onnx-dir) with onnxruntime on the CPU",
+    )
+    run.add_argument("--onnx-dir", metavar="DIR", type=Path, help="folder made by `ostnet export CKPT --format onnx`")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run_animate)
 
@@ -120,6 +129,8 @@ def options_from_args(args: argparse.Namespace):
         batch_size=args.batch_size,
         device=args.device,
         dtype=args.dtype,
+        runtime=args.runtime,
+        onnx_dir=args.onnx_dir,
         max_frames=args.max_frames,
         crf=args.crf,
         progress=not args.quiet,

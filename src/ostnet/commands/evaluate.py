@@ -40,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     variants_help = "different-scale augmentations per pair (2: 2 x 2083 = 4166)"
     parser.add_argument("--variants", type=int, default=2, metavar="N", help=variants_help)
     parser.add_argument("--max-pairs", type=int, metavar="N", help="evaluate only the first N pairs")
-    parser.add_argument("--batch-size", type=int, default=8, metavar="B", help="pairs per batch (8)")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, metavar="B", help="pairs per batch (default: sized to the device)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or mps (cpu)")
     parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast dtype")
     parser.add_argument("--face-detector", default="hog", choices=["hog", "cnn"], help="dlib face detector")
@@ -92,7 +94,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
     from ostnet.errors import OstnetError
 
     numbers = {"--num-pairs": args.num_pairs, "--num-videos": args.num_videos, "--variants": args.variants}
-    numbers["--batch-size"] = args.batch_size
+    if args.batch_size is not None:
+        numbers["--batch-size"] = args.batch_size
     for flag, value in numbers.items():
         if value < 1:
             raise OstnetError(f"{flag} must be at least 1, got {value}")

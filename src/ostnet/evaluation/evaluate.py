@@ -65,7 +65,7 @@ class EvalConfig:
     split: str = "test"
     pairs_csv: str | None = None  # a user-supplied list in DaGAN's format instead of sampling
     sampling: P.SamplingOptions = field(default_factory=P.SamplingOptions)
-    batch_size: int = 8
+    batch_size: int | None = None  # None = sized to the device (Animator.batch_size)
     device: str = "cpu"
     dtype: str = "fp32"
     metric_size: int = M.METRIC_SIZE
@@ -360,8 +360,9 @@ def _evaluate_pending(
         file=sys.stderr,
     )
     try:
-        for start in range(0, len(pending), cfg.batch_size):
-            batch = pending[start : start + cfg.batch_size]
+        size = cfg.batch_size or animator.batch_size
+        for start in range(0, len(pending), size):
+            batch = pending[start : start + size]
             rows = _run_batch(animator, model.image_size, batch, ctx, journal.path.parent / "samples")
             journal.append(rows)
             done.extend(rows)
@@ -397,7 +398,7 @@ def run_evaluation(cfg: EvalConfig) -> list[CheckpointSummary]:
     for checkpoint in cfg.checkpoints:
         if not Path(checkpoint).is_file():
             raise OstnetError(f"{checkpoint}: checkpoint not found")
-    if cfg.batch_size < 1:
+    if cfg.batch_size is not None and cfg.batch_size < 1:
         raise OstnetError(f"--batch-size must be at least 1, got {cfg.batch_size}")
     analyzer = FM.get_face_analyzer(cfg.face) if cfg.face_metrics else None  # fails early without dlib models
     lpips_model, lpips_reason = _load_lpips(cfg)

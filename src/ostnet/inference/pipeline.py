@@ -62,9 +62,11 @@ class AnimateOptions:
     paste_back: bool = False
     side_by_side: bool = False
     frames_dir: Path | None = None
-    batch_size: int = 8
+    batch_size: int | None = None  # None = sized to the device (ostnet.inference.animator.default_batch_size)
     device: str | None = None  # None = best available
     dtype: str = "fp32"
+    runtime: str = "torch"  # torch | onnx (an ``ostnet export`` folder, onnx_dir, run by onnxruntime)
+    onnx_dir: Path | None = None
     max_frames: int | None = None
     crf: int = 18
     progress: bool = True
@@ -182,7 +184,7 @@ class AnimationJob:
             stack.enter_context(self.writer)
             bar = stack.enter_context(self.progress("animate"))
             done = 0
-            for batch in batched(crops, self.options.batch_size):
+            for batch in batched(crops, self.options.batch_size or self.animator.batch_size):
                 with watch("model"):
                     drivers = [_track_slice(track, done, len(batch)) for track in self.tracks]
                     frames = to_tensor(np.stack([item.crop for item in batch]))
@@ -249,7 +251,7 @@ def animate_video(
 def _check_options(options: AnimateOptions) -> None:
     if options.mode not in MODES:
         raise OstnetError(f"unknown mode {options.mode!r}; choose one of {', '.join(MODES)}")
-    if options.batch_size < 1:
+    if options.batch_size is not None and options.batch_size < 1:
         raise OstnetError(f"--batch-size must be at least 1, got {options.batch_size}")
     if options.max_frames is not None and options.max_frames < 1:
         raise OstnetError(f"--max-frames must be at least 1, got {options.max_frames}")
@@ -260,6 +262,12 @@ def _check_options(options: AnimateOptions) -> None:
         raise OstnetError("--margin must be > -1, --min-face and --smooth must be >= 0")
     if options.device == "mps" and not torch.backends.mps.is_available():
         raise OstnetError("--device mps was asked for but MPS is not available")
+    if options.runtime not in ("torch", "onnx"):
+        raise OstnetError(f"unknown --runtime {options.runtime!r}; choose torch or onnx")
+    if options.runtime == "onnx" and options.onnx_dir is None:
+        raise OstnetError("--runtime onnx needs --onnx-dir DIR (made by `ostnet export CKPT --format onnx`)")
+    if options.runtime == "onnx" and options.motion_smooth != "none":
+        raise OstnetError("--motion-smooth works with --runtime torch only")
 
 
 def load_animator(options: AnimateOptions) -> Animator:
@@ -268,6 +276,11 @@ def load_animator(options: AnimateOptions) -> Animator:
 
     if options.checkpoint is None:
         raise OstnetError("no checkpoint given (--checkpoint)")
+    if options.runtime == "onnx":
+        from ostnet.inference.export import OnnxAnimator
+
+        mode = "relative" if options.mode == "best-frame" else options.mode
+        return OnnxAnimator(options.onnx_dir, options.checkpoint, mode=mode, adapt_scale=options.adapt_scale)
     return animator_for(load_checkpoint(options.checkpoint), options)
 
 

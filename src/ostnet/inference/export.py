@@ -1,0 +1,342 @@
+"""ONNX export of the Animator's steps (``ostnet export``) and an onnxruntime Animator (``--runtime onnx``).
+
+Two graphs (three in ``relative`` mode), each the fp32 inference copy of the model (``optimize_for_inference``)
+traced by ``torch.onnx.export`` (the TorchScript exporter):
+
+* ``prepare.onnx``: the source-preparation step, source (1, 3, S, S) -> the per-source tensors (the source
+  keypoints and the generator's prepared source, flattened as a pytree; their names are in the manifest);
+* ``step.onnx``: the per-frame step ``FrameStep`` with the per-source tensors as graph inputs and a dynamic batch
+  of driving frames (B, 3, S, S) -> prediction and rectified frames (B, 3, S, S);
+* ``anchor.onnx`` (``relative`` mode only): ``FrameStep.motion`` of one anchor frame -> its keypoints.
+
+``manifest.json`` records the preset, the motion mode, the input and output names, the SHA-256 of the checkpoint
+file (``--runtime onnx`` refuses a directory exported from another checkpoint) and the largest difference
+between onnxruntime and PyTorch measured at export (at most ``TOLERANCE``, else the export fails).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import warnings
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils import _pytree as pytree
+
+from ostnet.errors import OstnetError
+from ostnet.geometry.keypoints import movement_scale
+from ostnet.inference.animator import FrameBatch, FrameStep, resolve_mode
+from ostnet.inference.fast import optimize_for_inference
+from ostnet.io.atomic import AtomicFolder
+from ostnet.models.ostnet import OSTNet
+from ostnet.models.outputs import Keypoints
+
+TOLERANCE = 1e-4
+OPSET = 17
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _Prepare(nn.Module):
+    """source -> flat per-source tensors (source keypoints, prepared source)."""
+
+    def __init__(self, model: OSTNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, source: Tensor) -> list[Tensor]:
+        kp = self.model.detect(source)
+        return pytree.tree_leaves((kp, self.model.prepare_source(source, kp)))
+
+
+class _Step(nn.Module):
+    """frames, flat per-source tensors (+ anchor keypoints and movement scale) -> prediction, rectified."""
+
+    def __init__(self, step: FrameStep, spec: pytree.TreeSpec, anchor_spec: pytree.TreeSpec | None) -> None:
+        super().__init__()
+        self.step, self.spec, self.anchor_spec = step, spec, anchor_spec
+
+    def forward(self, frames: Tensor, *inputs: Tensor) -> tuple[Tensor, Tensor]:
+        n = self.spec.num_leaves
+        kp, prepared = pytree.tree_unflatten(list(inputs[:n]), self.spec)
+        anchor = scale = None
+        if self.anchor_spec is not None:
+            anchor = pytree.tree_unflatten(list(inputs[n:-1]), self.anchor_spec)
+            scale = inputs[-1]
+        return self.step(frames, kp, prepared, anchor, scale)
+
+
+class _Anchor(nn.Module):
+    """anchor frame, flat source keypoints -> the anchor's driving keypoints (``FrameStep.motion``)."""
+
+    def __init__(self, step: FrameStep, kp_spec: pytree.TreeSpec) -> None:
+        super().__init__()
+        self.step, self.kp_spec = step, kp_spec
+
+    def forward(self, frame: Tensor, *kp: Tensor) -> list[Tensor]:
+        kp_motion, _, _ = self.step.motion(frame, pytree.tree_unflatten(list(kp), self.kp_spec))
+        return pytree.tree_leaves(kp_motion)
+
+
+def blocking_operator(exc: BaseException) -> str | None:
+    """The operator an export error names (``aten::linalg_inv``, ``aten.linalg_inv.default``...), if any."""
+    text = f"{exc}\n{exc.__cause__ or ''}"
+    match = re.search(r"aten(?:::|\.)([A-Za-z0-9_]+)", text)
+    return f"aten::{match.group(1)}" if match else None
+
+
+def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str], batched: bool) -> None:
+    """Trace ``module`` to ONNX (TorchScript exporter: the dynamo exporter took 2-3x longer here and needs
+    onnxscript); with ``batched`` the first input and every output have a dynamic batch axis."""
+    dynamic = {name: {0: "batch"} for name in (inputs[:1] + outputs)} if batched else None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about Python shape checks (all static here)
+            torch.onnx.export(
+                module.eval(),
+                args,
+                str(path),
+                input_names=inputs,
+                output_names=outputs,
+                opset_version=OPSET,
+                dynamo=False,
+                dynamic_axes=dynamic,
+            )
+    except Exception as exc:  # the exporter raises many types; name the blocking operator when it says one
+        op = blocking_operator(exc)
+        what = f"operator {op} cannot be exported to ONNX" if op else f"ONNX export failed: {str(exc).splitlines()[0]}"
+        raise OstnetError(f"{path.stem} graph: {what}") from None
+
+
+def _sample_images(n: int, size: int, seed: int) -> Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 3, 8, 8, generator=gen)
+    return torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=True)
+
+
+class ExportSummary(NamedTuple):
+    output: Path
+    mode: str
+    max_error: float
+    files: tuple[str, ...]
+
+    def line(self) -> str:
+        return (
+            f"exported {', '.join(self.files)} (mode {self.mode}); onnxruntime vs PyTorch max |diff| "
+            f"{self.max_error:.1e} -> {self.output}"
+        )
+
+
+def export_onnx(model: OSTNet, checkpoint: Path, output: Path, mode: str = "auto") -> ExportSummary:
+    """Export ``model`` (loaded from ``checkpoint``) into the folder ``output`` and check it with onnxruntime.
+
+    The folder appears only when the export and the check succeeded. Raises ``OstnetError`` naming the operator
+    that blocks the export, or the difference when onnxruntime disagrees with PyTorch by more than TOLERANCE.
+    """
+    mode = resolve_mode(model, mode)
+    net = optimize_for_inference(model.cpu().eval())
+    step = FrameStep(net, mode)
+    size = model.cfg.image_size
+    images = _sample_images(5, size, seed=0)
+    source, frames = images[:1], images[1:]
+    with torch.inference_mode():
+        leaves, spec = pytree.tree_flatten(_prepare_tree(net, source))
+        kp = pytree.tree_unflatten(leaves, spec)[0]
+        anchor = scale = None
+        if mode == "relative":
+            anchor = step.motion(frames[:1], kp)[0]
+            scale = torch.tensor(1.0)
+    n = len(leaves)
+    state_names = [f"source_{i}" for i in range(n)]
+    manifest: dict[str, Any] = {
+        "format": FORMAT_VERSION,
+        "preset": model.cfg.name,
+        "image_size": size,
+        "mode": mode,
+        "checkpoint_sha256": file_sha256(checkpoint),
+        "state_names": state_names,
+        "opset": OPSET,
+    }
+    with AtomicFolder(output) as folder:
+        folder = Path(folder)
+        _export(_Prepare(net), (source,), folder / "prepare.onnx", ["source"], state_names, False)
+        step_inputs = [*leaves]
+        names = ["frames", *state_names]
+        anchor_spec = None
+        if anchor is not None:
+            anchor_leaves, anchor_spec = pytree.tree_flatten(anchor)
+            manifest["anchor_names"] = [f"anchor_{i}" for i in range(len(anchor_leaves))]
+            step_inputs += [*anchor_leaves, scale]
+            names += [*manifest["anchor_names"], "movement_scale"]
+            kp_leaves, kp_spec = pytree.tree_flatten(kp)
+            manifest["kp_count"] = len(kp_leaves)
+            _export(
+                _Anchor(step, kp_spec),
+                (frames[:1], *kp_leaves),
+                folder / "anchor.onnx",
+                ["frame", *state_names[: len(kp_leaves)]],
+                manifest["anchor_names"],
+                False,
+            )
+        _export(
+            _Step(step, spec, anchor_spec),
+            (frames, *step_inputs),
+            folder / "step.onnx",
+            names,
+            ["prediction", "rectified"],
+            True,
+        )
+        with torch.inference_mode():
+            expected = step(frames, *pytree.tree_unflatten(leaves, spec), anchor, scale)
+        manifest["max_error"] = _verify(folder, manifest, source, frames, expected)
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        files = tuple(sorted(p.name for p in folder.glob("*.onnx")))
+    return ExportSummary(output, mode, manifest["max_error"], files)
+
+
+def _prepare_tree(net: OSTNet, source: Tensor) -> tuple[Keypoints, Any]:
+    kp = net.detect(source)
+    return kp, net.prepare_source(source, kp)
+
+
+def _verify(folder: Path, manifest: dict, source: Tensor, frames: Tensor, expected: tuple[Tensor, Tensor]) -> float:
+    runtime = OnnxAnimator(folder, manifest=manifest)
+    runtime.set_source(source)
+    if runtime.mode == "relative":
+        runtime.set_anchor(frames[:1])
+    got = runtime.animate(frames, clamp=False)
+    error = max(
+        float((got.prediction - expected[0]).abs().max()),
+        float((got.rectified - expected[1]).abs().max()),
+    )
+    if not error <= TOLERANCE:
+        raise OstnetError(f"onnxruntime differs from PyTorch by {error:.2e} (> {TOLERANCE:g}); export not kept")
+    return error
+
+
+def read_manifest(folder: Path) -> dict:
+    path = Path(folder) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise OstnetError(f"{folder}: not an ostnet ONNX export (no {MANIFEST}; run `ostnet export`)") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise OstnetError(f"{path}: unreadable manifest ({exc})") from None
+    if manifest.get("format") != FORMAT_VERSION:
+        raise OstnetError(f"{path}: export format {manifest.get('format')!r}, expected {FORMAT_VERSION}")
+    return manifest
+
+
+class OnnxAnimator:
+    """The Animator's interface (``set_source``, ``set_anchor``, ``animate``) on an exported folder, run by
+    onnxruntime on the CPU: no PyTorch weights are loaded.
+
+    Args:
+        folder: an ``ostnet export`` output.
+        checkpoint: if given, the folder must have been exported from this file (else ``OstnetError``).
+        mode: if given and not ``auto``, must equal the exported mode.
+        adapt_scale: FOMM's movement scale in ``relative`` mode (computed on the host from the anchor).
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        checkpoint: str | Path | None = None,
+        mode: str | None = None,
+        adapt_scale: bool = False,
+        threads: int | None = None,
+        manifest: dict | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        self.folder = Path(folder)
+        self.manifest = manifest if manifest is not None else read_manifest(self.folder)
+        if checkpoint is not None and file_sha256(checkpoint) != self.manifest["checkpoint_sha256"]:
+            raise OstnetError(
+                f"{self.folder}: exported from another checkpoint than {checkpoint} "
+                f"(preset {self.manifest['preset']}); export it again with `ostnet export`"
+            )
+        self.mode = self.manifest["mode"]
+        if mode not in (None, "auto", self.mode):
+            raise OstnetError(f"{self.folder}: exported for mode {self.mode}, not {mode}; export with --mode {mode}")
+        self.adapt_scale = adapt_scale
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        providers = ["CPUExecutionProvider"]
+        self.sessions = {
+            name: ort.InferenceSession(str(self.folder / f"{name}.onnx"), options, providers=providers)
+            for name in ("prepare", "step", "anchor")
+            if (self.folder / f"{name}.onnx").exists()
+        }
+        # the exporter drops graph inputs the graph does not use (e.g. the source image, which only the
+        # visualisation output ``deformed`` reads): feed each session only what it declares
+        self.inputs = {name: {i.name for i in session.get_inputs()} for name, session in self.sessions.items()}
+        self.state: list[np.ndarray] | None = None
+        self.anchor: list[np.ndarray] | None = None
+        self.scale = np.float32(1.0)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.manifest["image_size"])
+
+    @property
+    def batch_size(self) -> int:
+        return 8
+
+    def set_source(self, source: Tensor) -> None:
+        image = _numpy(source)[:1]
+        self.state = self._run("prepare", {"source": image})
+        self.anchor = None
+
+    def set_anchor(self, driving_frame: Tensor) -> None:
+        if self.state is None:
+            raise RuntimeError("set_source() first")
+        n = self.manifest["kp_count"]
+        names = self.manifest["state_names"][:n]
+        feed = {"frame": _numpy(driving_frame)[:1], **dict(zip(names, self.state[:n], strict=True))}
+        self.anchor = self._run("anchor", feed)
+        scale = 1.0
+        if self.adapt_scale:
+            kp = Keypoints(*(torch.from_numpy(a) for a in self.state[:n]))
+            scale = movement_scale(kp, Keypoints(*(torch.from_numpy(a) for a in self.anchor)))
+        self.scale = np.float32(scale)
+
+    def animate(self, driving: Tensor, clamp: bool = True) -> FrameBatch:
+        if self.state is None:
+            raise RuntimeError("set_source() first")
+        frames = _numpy(driving)
+        if self.mode == "relative" and self.anchor is None:
+            self.set_anchor(driving[:1])
+        feed = {"frames": frames, **dict(zip(self.manifest["state_names"], self.state, strict=True))}
+        if self.mode == "relative":
+            feed.update(zip(self.manifest["anchor_names"], self.anchor, strict=True))
+            feed["movement_scale"] = np.asarray(self.scale, dtype=np.float32)
+        prediction, rectified = (torch.from_numpy(a) for a in self._run("step", feed))
+        return FrameBatch(prediction.clamp(0, 1) if clamp else prediction, rectified)
+
+    def _run(self, graph: str, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        wanted = self.inputs[graph]
+        return self.sessions[graph].run(None, {k: v for k, v in feed.items() if k in wanted})
+
+
+def _numpy(images: Tensor) -> np.ndarray:
+    if images.dim() == 3:
+        images = images[None]
+    return np.ascontiguousarray(images.detach().to("cpu", torch.float32).numpy())
+
+
+__all__ = ["OnnxAnimator", "blocking_operator", "export_onnx", "read_manifest"]

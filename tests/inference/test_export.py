@@ -1,0 +1,102 @@
+"""``ostnet export --format onnx`` and ``ostnet animate --runtime onnx``: the ONNX round trip for ``tiny``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ostnet.checkpoint import load_checkpoint, save_checkpoint
+from ostnet.cli import main
+from ostnet.errors import OstnetError
+from ostnet.inference.animator import Animator
+from ostnet.inference.export import OnnxAnimator, _export, blocking_operator, read_manifest
+from ostnet.io.image import load_image
+from ostnet.models.ostnet import build_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_checkpoint, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("onnx") / "tiny-onnx"
+    assert main(["export", str(tiny_checkpoint), "--format", "onnx", "--output", str(folder)]) == 0
+    return folder
+
+
+def _images(n: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.interpolate(torch.rand(n, 3, 8, 8, generator=gen), size=(64, 64), mode="bilinear")
+
+
+def test_export_round_trip_matches_pytorch(exported, tiny_checkpoint):
+    """Fresh images (not those checked at export), batches of 1 and 3 (dynamic batch): onnxruntime == eager."""
+    manifest = read_manifest(exported)
+    assert manifest["mode"] == "anchor-free" and manifest["max_error"] <= 1e-4
+    assert sorted(p.name for p in exported.iterdir()) == ["manifest.json", "prepare.onnx", "step.onnx"]
+    images = _images(5, seed=7)
+    eager = Animator(load_checkpoint(tiny_checkpoint), device="cpu", fast=False)
+    onnx = OnnxAnimator(exported, tiny_checkpoint)
+    for animator in (eager, onnx):
+        animator.set_source(images[:1])
+    for frames in (images[1:2], images[2:]):
+        want, got = eager.animate(frames), onnx.animate(frames)
+        assert got.prediction.shape == want.prediction.shape
+        assert (got.prediction - want.prediction).abs().max() <= 1e-4
+        assert (got.rectified - want.rectified).abs().max() <= 1e-4
+
+
+def test_animate_with_onnx_runtime_equals_torch(exported, tiny_checkpoint, shared_dir, tmp_path, capsys):
+    common = ["animate", "--quiet", "--no-crop", "--max-frames", "3", "--source",
+              str(shared_dir / "data/portraits/s9.jpg"), "--driving", str(shared_dir / "data/clips/d0.mp4"),
+              "--checkpoint", str(tiny_checkpoint)]  # fmt: skip
+    for runtime in ("torch", "onnx"):
+        extra = ["--onnx-dir", str(exported)] if runtime == "onnx" else []
+        out = tmp_path / runtime
+        assert main([*common, "--runtime", runtime, *extra, "--output", str(out / "o.mp4"), "--frames", str(out)]) == 0
+    frames = sorted((tmp_path / "torch").glob("*.png"))
+    assert len(frames) == 3
+    for path in frames:
+        a, b = load_image(path).astype(int), load_image(tmp_path / "onnx" / path.name).astype(int)
+        assert np.abs(a - b).max() <= 1
+
+
+def test_onnx_dir_of_another_checkpoint_is_one_line(exported, tmp_path, shared_dir, capsys):
+    torch.manual_seed(1)
+    other = save_checkpoint(build_model("tiny"), tmp_path / "other.safetensors")
+    rc = main(["animate", "--quiet", "--no-crop", "--source", str(shared_dir / "data/portraits/s9.jpg"),
+               "--driving", str(shared_dir / "data/clips/d0.mp4"), "--checkpoint", str(other),
+               "--output", str(tmp_path / "o.mp4"), "--runtime", "onnx", "--onnx-dir", str(exported)])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "exported from another checkpoint" in err[0]
+    assert not (tmp_path / "o.mp4").exists()
+    with pytest.raises(OstnetError, match="not an ostnet ONNX export"):
+        OnnxAnimator(tmp_path, other)
+
+
+class _Inverse(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.inverse(x)
+
+
+def test_a_blocking_operator_is_named(tmp_path):
+    """torch.inverse (what the dense motion used before the closed-form 2x2 inverse) has no ONNX conversion."""
+    with pytest.raises(OstnetError, match=r"operator aten::linalg_inv cannot be exported"):
+        _export(_Inverse(), (torch.eye(2)[None],), tmp_path / "inv.onnx", ["x"], ["y"], False)
+    assert blocking_operator(RuntimeError("no symbolic for aten.foo_bar.default")) == "aten::foo_bar"
+    assert blocking_operator(RuntimeError("something else")) is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["relative", "absolute"])
+def test_export_other_modes(tiny_checkpoint, tmp_path, mode):
+    from ostnet.inference.export import export_onnx
+
+    summary = export_onnx(load_checkpoint(tiny_checkpoint), tiny_checkpoint, tmp_path / mode, mode)
+    assert summary.mode == mode and summary.max_error <= 1e-4
+    onnx = OnnxAnimator(tmp_path / mode, tiny_checkpoint, adapt_scale=mode == "relative")
+    eager = Animator(load_checkpoint(tiny_checkpoint), device="cpu", fast=False, mode=mode, adapt_scale=True)
+    images = _images(4, seed=3)
+    for animator in (eager, onnx):
+        animator.set_source(images[:1])
+    assert (onnx.animate(images[1:]).prediction - eager.animate(images[1:]).prediction).abs().max() <= 1e-4
