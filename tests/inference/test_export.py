@@ -84,6 +84,9 @@ def test_a_blocking_operator_is_named(tmp_path):
     with pytest.raises(OstnetError, match=r"operator aten::linalg_inv cannot be exported"):
         _export(_Inverse(), (torch.eye(2)[None],), tmp_path / "inv.onnx", ["x"], ["y"], False)
     assert blocking_operator(RuntimeError("no symbolic for aten.foo_bar.default")) == "aten::foo_bar"
+    assert blocking_operator(RuntimeError("ONNX export of operator adaptive_avg_pool2d, input size")) == (
+        "aten::adaptive_avg_pool2d"
+    )
     assert blocking_operator(RuntimeError("something else")) is None
 
 

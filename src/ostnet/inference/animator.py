@@ -68,8 +68,8 @@ def best_device() -> str:
 
 def default_batch_size(device: torch.device, image_size: int, dtype: torch.dtype = torch.float32) -> int:
     """Frames per model call for a device: 8 on CPUs and MPS (the time per frame hardly falls beyond), on CUDA
-    the power of two that fills about half of the free memory at ~160 MB per 256 px frame in fp32 (measured
-    peak of ostnet-vox-256's per-frame step, half in bf16), between 8 and 256."""
+    the power of two that fills about half of the free memory at an estimated 160 MB per 256 px frame in fp32
+    (half in bf16; an estimate from the activation sizes, not measured on a GPU), between 8 and 256."""
     if device.type != "cuda":
         return 8
     free, _ = torch.cuda.mem_get_info(device)

@@ -94,7 +94,7 @@ class _Anchor(nn.Module):
 def blocking_operator(exc: BaseException) -> str | None:
     """The operator an export error names (``aten::linalg_inv``, ``aten.linalg_inv.default``...), if any."""
     text = f"{exc}\n{exc.__cause__ or ''}"
-    match = re.search(r"aten(?:::|\.)([A-Za-z0-9_]+)", text)
+    match = re.search(r"aten(?:::|\.)([A-Za-z0-9_]+)", text) or re.search(r"of operator '?([A-Za-z0-9_]+)", text)
     return f"aten::{match.group(1)}" if match else None
 
 
@@ -117,7 +117,8 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
             )
     except Exception as exc:  # the exporter raises many types; name the blocking operator when it says one
         op = blocking_operator(exc)
-        what = f"operator {op} cannot be exported to ONNX" if op else f"ONNX export failed: {str(exc).splitlines()[0]}"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        what = f"operator {op} cannot be exported to ONNX ({first[:160]})" if op else f"ONNX export failed: {first}"
         raise OstnetError(f"{path.stem} graph: {what}") from None
 
 
