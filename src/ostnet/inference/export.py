@@ -316,7 +316,17 @@ class OnnxAnimator:
             scale = movement_scale(kp, Keypoints(*(torch.from_numpy(a) for a in self.anchor)))
         self.scale = np.float32(scale)
 
-    def animate(self, driving: Tensor, clamp: bool = True) -> FrameBatch:
+    def animate(
+        self,
+        driving: Tensor,
+        pose_coefficients: None = None,
+        expression_coefficients: None = None,
+        *,
+        clamp: bool = True,
+    ) -> FrameBatch:
+        """The Animator's ``animate``; the coefficient drivers (PECHead controls) are not exported and must be None."""
+        if pose_coefficients is not None or expression_coefficients is not None:
+            raise OstnetError("pose and expression controls work with --runtime torch only")
         if self.state is None:
             raise RuntimeError("set_source() first")
         frames = _numpy(driving)

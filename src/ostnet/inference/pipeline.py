@@ -268,6 +268,8 @@ def _check_options(options: AnimateOptions) -> None:
         raise OstnetError("--runtime onnx needs --onnx-dir DIR (made by `ostnet export CKPT --format onnx`)")
     if options.runtime == "onnx" and options.motion_smooth != "none":
         raise OstnetError("--motion-smooth works with --runtime torch only")
+    if options.runtime == "onnx" and (options.controls != Controls() or options.pose_from or options.expression_from):
+        raise OstnetError("pose and expression controls work with --runtime torch only")
 
 
 def load_animator(options: AnimateOptions) -> Animator:
@@ -313,6 +315,8 @@ def driver_tracks(options: AnimateOptions, animator: Animator, total: int) -> tu
     """The coefficient tracks of ``--pose-from`` and ``--expression-from`` (None where not given)."""
     extra = tuple(name for name, path in (("--pose-from", options.pose_from),
                                           ("--expression-from", options.expression_from)) if path)  # fmt: skip
+    if options.runtime == "onnx":  # no controls (checked in _check_options) and no PyTorch model to ask
+        return (None, None)
     check_supported(animator.model, options.controls, extra)
     return tuple(
         None if path is None else coefficient_track(path, options.crop, animator, total)
