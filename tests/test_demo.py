@@ -260,6 +260,15 @@ def test_report_says_plainly_when_ostnet_loses():
     assert "verdict bad" not in R.render_report(_fake_report(0.70, 0.80))
 
 
+def test_report_states_the_features_and_the_source_copy_lpips():
+    data = _fake_report(0.70, 0.80)
+    data.reference = R.Reference(0.6, 20.0, 0.1, 4, lpips=0.4321)
+    data.features = "ImageNet VGG-16"
+    html = R.render_report(data)
+    assert "<td>0.432</td>" in html and "uses ImageNet VGG-16 features" in html and "Pretrained" in html
+    assert "uses RANDOM VGG-19 features</b>. <b>Not pretrained" in R.render_report(_fake_report(0.70, 0.80))
+
+
 def test_report_cautions_when_both_models_are_worse_than_copying_the_source():
     html = R.render_report(_fake_report(0.70, 0.80, copy_ssim=0.95))
     assert '<div class="verdict unclear">OSTNet beats the Baseline' in html

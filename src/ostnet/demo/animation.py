@@ -143,18 +143,21 @@ def source_copy_reference(eval_cfg, size: int) -> Reference | None:
     """Score the "no motion" predictor (the source frame as the prediction) on the evaluation's pairs with the
     harness's metric functions at the harness's sizes; None when no pair could be read."""
     from ostnet.evaluation import metrics as M
+    from ostnet.evaluation.lpips import try_load_lpips
     from ostnet.evaluation.protocols import FrameLoader, read_pairs_csv
 
     loader, scores = FrameLoader(eval_cfg.data), []
+    lpips, _ = try_load_lpips()
     for pair in read_pairs_csv(Path(eval_cfg.output) / "pairs.csv"):
         source, truth = loader.load([pair.source, pair.driving], size)
         if isinstance(source, torch.Tensor) and isinstance(truth, torch.Tensor):
             p, g = (M.resize_for_metrics(t[None], eval_cfg.metric_size) for t in (source, truth))
-            scores.append((M.ssim(p, g).item(), M.psnr(p, g).item(), M.l1(p, g).item()))
+            perceptual = lpips(p, g).item() if lpips is not None else float("nan")
+            scores.append((M.ssim(p, g).item(), M.psnr(p, g).item(), M.l1(p, g).item(), perceptual))
     if not scores:
         return None
-    ssim, psnr, l1 = np.mean(np.array(scores), axis=0)
-    return Reference(float(ssim), float(psnr), float(l1), len(scores))
+    ssim, psnr, l1, perceptual = np.mean(np.array(scores), axis=0)
+    return Reference(float(ssim), float(psnr), float(l1), len(scores), None if lpips is None else float(perceptual))
 
 
 def synthetic_sequence(num_frames: int, seed: int, style: ClipStyle) -> tuple[np.ndarray, np.ndarray]:

@@ -178,12 +178,13 @@ class Rectification(NamedTuple):
 
 class Reference(NamedTuple):
     """The trivial "no motion" predictor (the source image itself) scored like the models: mean SSIM, PSNR
-    and L1 at 256x256 over ``count`` evaluation pairs."""
+    and L1 (and LPIPS when its weights are installed) at 256x256 over ``count`` evaluation pairs."""
 
     ssim: float
     psnr: float
     l1: float
     count: int
+    lpips: float | None = None  # None when the LPIPS weights are not installed
 
 
 @dataclass
@@ -204,7 +205,7 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     overrides: tuple[str, ...] = ()  # the demo's overrides of the tiny preset, shared by both models
-    features: str = "a RANDOM VGG-19"  # the perceptual loss's VGG (``choose_features``)
+    features: str = "RANDOM VGG-19"  # the perceptual loss's VGG (``choose_features``)
     reference: Reference | None = None
     rectification: Rectification | None = None
 
@@ -269,6 +270,8 @@ def _metric_table(data: ReportData) -> str:
     if data.reference is not None:
         ref = data.reference
         values = {"ssim": f"{ref.ssim:.3f}", "psnr": f"{ref.psnr:.2f}", "l1": f"{ref.l1:.4f}"}
+        if ref.lpips is not None:
+            values["lpips"] = f"{ref.lpips:.3f}"
         rows.append([("<i>reference: the source copied (no motion)</i>", "name"),
                      *(values.get(n, "—") for n in names), f"{ref.count}", "—"])  # fmt: skip
     notes = sorted({f"{k}: {v}" for s in data.summaries for k, v in s.notes.items()})

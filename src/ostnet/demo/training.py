@@ -61,7 +61,7 @@ def choose_features(choice: str = "auto") -> PerceptualFeatures:
                 return PerceptualFeatures(f"loss.perceptual_network={network}", f"ImageNet {name}", True)
         if choice == "imagenet":
             raise OstnetError(f"--features imagenet: no ImageNet VGG is installed; {INSTALL_HINT}")
-    return PerceptualFeatures('loss.vgg_weights="random"', "a RANDOM VGG-19", False)
+    return PerceptualFeatures('loss.vgg_weights="random"', "RANDOM VGG-19", False)
 
 
 def demo_overrides(features: PerceptualFeatures | None = None) -> tuple[str, ...]:
