@@ -186,9 +186,8 @@ class AnimationJob:
             done = 0
             for batch in batched(crops, self.options.batch_size or self.animator.batch_size):
                 with watch("model"):
-                    drivers = [_track_slice(track, done, len(batch)) for track in self.tracks]
                     frames = to_tensor(np.stack([item.crop for item in batch]))
-                    faces = self.animator.animate(frames, *drivers).prediction
+                    faces = self.animator.animate(frames, **self._drivers(done, len(batch))).prediction
                 done += len(batch)
                 with watch("encode"):
                     for frame in compose(batch, faces):
@@ -200,6 +199,13 @@ class AnimationJob:
                     self.on_frames(len(batch))
             with watch("encode"):
                 self.writer.close()
+
+    def _drivers(self, start: int, count: int) -> dict[str, Tensor]:
+        """The second drivers' coefficients of frames start .. start+count (only those given: ``--pose-from``,
+        ``--expression-from``), as ``Animator.animate``'s keyword arguments."""
+        names = ("pose_coefficients", "expression_coefficients")
+        slices = {name: _track_slice(track, start, count) for name, track in zip(names, self.tracks, strict=True)}
+        return {name: value for name, value in slices.items() if value is not None}
 
     def summary(self, seconds: float) -> AnimateSummary:
         """What the run did (after ``encode``), taking ``seconds`` in all."""
