@@ -50,6 +50,28 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+class Layout(NamedTuple):
+    """Where the tensors of a flattened pytree go back (None leaves, e.g. a missing Jacobian, are not inputs)."""
+
+    spec: pytree.TreeSpec
+    present: tuple[bool, ...]
+
+    @property
+    def count(self) -> int:
+        return sum(self.present)
+
+
+def flatten(tree: Any) -> tuple[list[Tensor], Layout]:
+    leaves, spec = pytree.tree_flatten(tree)
+    present = tuple(leaf is not None for leaf in leaves)
+    return [leaf for leaf in leaves if leaf is not None], Layout(spec, present)
+
+
+def unflatten(tensors: list[Tensor] | tuple[Tensor, ...], layout: Layout) -> Any:
+    it = iter(tensors)
+    return pytree.tree_unflatten([next(it) if p else None for p in layout.present], layout.spec)
+
+
 class _Prepare(nn.Module):
     """source -> flat per-source tensors (source keypoints, prepared source)."""
 
@@ -58,23 +80,22 @@ class _Prepare(nn.Module):
         self.model = model
 
     def forward(self, source: Tensor) -> list[Tensor]:
-        kp = self.model.detect(source)
-        return pytree.tree_leaves((kp, self.model.prepare_source(source, kp)))
+        return flatten(_prepare_tree(self.model, source))[0]
 
 
 class _Step(nn.Module):
     """frames, flat per-source tensors (+ anchor keypoints and movement scale) -> prediction, rectified."""
 
-    def __init__(self, step: FrameStep, spec: pytree.TreeSpec, anchor_spec: pytree.TreeSpec | None) -> None:
+    def __init__(self, step: FrameStep, layout: Layout, anchor_layout: Layout | None) -> None:
         super().__init__()
-        self.step, self.spec, self.anchor_spec = step, spec, anchor_spec
+        self.step, self.layout, self.anchor_layout = step, layout, anchor_layout
 
     def forward(self, frames: Tensor, *inputs: Tensor) -> tuple[Tensor, Tensor]:
-        n = self.spec.num_leaves
-        kp, prepared = pytree.tree_unflatten(list(inputs[:n]), self.spec)
+        n = self.layout.count
+        kp, prepared = unflatten(inputs[:n], self.layout)
         anchor = scale = None
-        if self.anchor_spec is not None:
-            anchor = pytree.tree_unflatten(list(inputs[n:-1]), self.anchor_spec)
+        if self.anchor_layout is not None:
+            anchor = unflatten(inputs[n:-1], self.anchor_layout)
             scale = inputs[-1]
         return self.step(frames, kp, prepared, anchor, scale)
 
@@ -82,13 +103,13 @@ class _Step(nn.Module):
 class _Anchor(nn.Module):
     """anchor frame, flat source keypoints -> the anchor's driving keypoints (``FrameStep.motion``)."""
 
-    def __init__(self, step: FrameStep, kp_spec: pytree.TreeSpec) -> None:
+    def __init__(self, step: FrameStep, kp_layout: Layout) -> None:
         super().__init__()
-        self.step, self.kp_spec = step, kp_spec
+        self.step, self.kp_layout = step, kp_layout
 
     def forward(self, frame: Tensor, *kp: Tensor) -> list[Tensor]:
-        kp_motion, _, _ = self.step.motion(frame, pytree.tree_unflatten(list(kp), self.kp_spec))
-        return pytree.tree_leaves(kp_motion)
+        kp_motion, _, _ = self.step.motion(frame, unflatten(kp, self.kp_layout))
+        return flatten(kp_motion)[0]
 
 
 def blocking_operator(exc: BaseException) -> str | None:
@@ -154,8 +175,8 @@ def export_onnx(model: OSTNet, checkpoint: Path, output: Path, mode: str = "auto
     images = _sample_images(5, size, seed=0)
     source, frames = images[:1], images[1:]
     with torch.inference_mode():
-        leaves, spec = pytree.tree_flatten(_prepare_tree(net, source))
-        kp = pytree.tree_unflatten(leaves, spec)[0]
+        leaves, layout = flatten(_prepare_tree(net, source))
+        kp = unflatten(leaves, layout)[0]
         anchor = scale = None
         if mode == "relative":
             anchor = step.motion(frames[:1], kp)[0]
@@ -176,16 +197,16 @@ def export_onnx(model: OSTNet, checkpoint: Path, output: Path, mode: str = "auto
         _export(_Prepare(net), (source,), folder / "prepare.onnx", ["source"], state_names, False)
         step_inputs = [*leaves]
         names = ["frames", *state_names]
-        anchor_spec = None
+        anchor_layout = None
         if anchor is not None:
-            anchor_leaves, anchor_spec = pytree.tree_flatten(anchor)
+            anchor_leaves, anchor_layout = flatten(anchor)
             manifest["anchor_names"] = [f"anchor_{i}" for i in range(len(anchor_leaves))]
             step_inputs += [*anchor_leaves, scale]
             names += [*manifest["anchor_names"], "movement_scale"]
-            kp_leaves, kp_spec = pytree.tree_flatten(kp)
+            kp_leaves, kp_layout = flatten(kp)
             manifest["kp_count"] = len(kp_leaves)
             _export(
-                _Anchor(step, kp_spec),
+                _Anchor(step, kp_layout),
                 (frames[:1], *kp_leaves),
                 folder / "anchor.onnx",
                 ["frame", *state_names[: len(kp_leaves)]],
@@ -193,7 +214,7 @@ def export_onnx(model: OSTNet, checkpoint: Path, output: Path, mode: str = "auto
                 False,
             )
         _export(
-            _Step(step, spec, anchor_spec),
+            _Step(step, layout, anchor_layout),
             (frames, *step_inputs),
             folder / "step.onnx",
             names,
@@ -201,7 +222,7 @@ def export_onnx(model: OSTNet, checkpoint: Path, output: Path, mode: str = "auto
             True,
         )
         with torch.inference_mode():
-            expected = step(frames, *pytree.tree_unflatten(leaves, spec), anchor, scale)
+            expected = step(frames, *unflatten(leaves, layout), anchor, scale)
         manifest["max_error"] = _verify(folder, manifest, source, frames, expected)
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         files = tuple(sorted(p.name for p in folder.glob("*.onnx")))
