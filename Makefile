@@ -8,14 +8,19 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow test-all lint bench clean
+.PHONY: setup demo test test-slow test-all lint bench clean chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=23"
 	$(BIN)/python -m pip install -q "torch==2.13.0"
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,export]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,export,web]"
+	command -v chromium >/dev/null 2>&1 || $(MAKE) chromium || echo "note: no chromium; the browser tests will skip (CI: fail)"
 	touch $(STAMP)
+
+# The browser the web app's tests drive: Debian's package (Playwright never downloads one); needs root.
+chromium:
+	test "$$(id -u)" = 0 && apt-get update -q && apt-get install -y -q chromium
 
 setup: $(STAMP)
 

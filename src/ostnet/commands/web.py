@@ -1,6 +1,6 @@
-"""``ostnet web``: serve a page where people upload a portrait and a driving video and get the animation.
+"""``ostnet web``: serve a Gradio app where people animate a portrait with a driving video or their webcam.
 
-Example::
+Needs the web extra (``pip install "ostnet[web]"``). Example::
 
     ostnet web --checkpoint ostnet-vox-256.safetensors      # then open http://127.0.0.1:7860/
 """
@@ -15,24 +15,37 @@ from pathlib import Path
 
 from ostnet.errors import OstnetError
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ostnet.web.limits import WebLimits
+
+    d = WebLimits()
     p = sub.add_parser(
         "web",
-        help="serve a web page for animating portraits",
-        description="Load a checkpoint once and serve a page where a portrait and a driving video are uploaded "
-        "and the animated video is played and downloaded. One video at a time; uploads and results live in a "
-        "temporary folder deleted when the server stops (Ctrl-C).",
+        help="serve a web app (Gradio) for animating portraits",
+        description="Load the checkpoints once and serve a Gradio app: a portrait and a driving video (upload or "
+        "webcam) in, the animated video with its audio out, every `ostnet animate` option, a live webcam tab, "
+        "and Gradio's API. Uploads and results live in a temporary folder; a browser session's files are "
+        "deleted when it ends, all of them when the server stops (Ctrl-C).",
     )
-    p.add_argument("--checkpoint", metavar="CKPT", type=Path, required=True, help="ostnet .safetensors checkpoint")
-    p.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help="default: best available")
-    p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="inference precision (autocast)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this computer only)")
-    p.add_argument("--port", type=int, default=7860, help="port (default: 7860; 0 = any free port)")
     p.add_argument(
-        "--max-upload-mb", type=float, default=200.0, metavar="MB", help="largest upload, both files (default: 200)"
+        "--checkpoint", metavar="CKPT", type=Path, action="append", required=True, help="checkpoint (repeatable)"
+    )
+    p.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help="default: best available")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this computer only)")
+    p.add_argument("--port", type=int, default=7860, help="port (default: 7860; 0 = the first free one from 7860)")
+    p.add_argument("--auth", metavar="USER:PASS", help="ask for this user name and password")
+    p.add_argument("--share", action="store_true", help="also open a public share link (off unless asked)")
+    limits = p.add_argument_group("limits")
+    limits.add_argument("--max-upload-mb", type=float, metavar="MB", default=d.max_upload_mb, help="largest upload")
+    limits.add_argument(
+        "--max-video-seconds", type=float, metavar="S", default=d.max_video_seconds, help="longest video"
+    )
+    limits.add_argument("--max-video-frames", type=int, metavar="N", default=d.max_video_frames, help="most frames")
+    limits.add_argument("--max-queue", type=int, metavar="N", default=d.max_queue, help="jobs waiting at most")
+    limits.add_argument("--per-model", type=int, metavar="N", default=d.per_model, help="jobs at once per model")
+    limits.add_argument(
+        "--request-timeout", type=float, metavar="S", default=d.request_timeout, help="seconds an upload may take"
     )
     p.set_defaults(handler=run_web)
 
@@ -52,29 +65,38 @@ def _stop_on_sigterm() -> None:
 
 
 def run_web(args: argparse.Namespace) -> int:
-    from ostnet.checkpoint import load_checkpoint
-    from ostnet.inference.animator import Animator
-    from ostnet.web.server import make_server, serve_forever
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise OstnetError('the web app needs the web extra: pip install "ostnet[web]"') from None
+    from ostnet.web.jobs import load_models
+    from ostnet.web.limits import WebLimits
+    from ostnet.web.server import is_loopback, parse_auth, serve
 
     if not 0 <= args.port <= 65535:
         raise OstnetError(f"--port must be between 0 and 65535, got {args.port}")
-    if not args.max_upload_mb > 0:
-        raise OstnetError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
-    if args.device == "mps":
-        import torch
-
-        if not torch.backends.mps.is_available():
-            raise OstnetError("--device mps was asked for but MPS is not available")
-    model = load_checkpoint(args.checkpoint)
-    animator = Animator(model, device=args.device, dtype=args.dtype)
-    server = make_server(animator, args.host, args.port, max_upload_mb=args.max_upload_mb, log=_log)
-    _log(f"model {model.cfg.name!r} on {animator.device} ({args.dtype}); temporary files in {server.app.folder}")
-    if args.host not in LOOPBACK:
-        _log(f"listening on {args.host}: anyone who can reach this computer can use the page")
-    print(f"ostnet web: open {server.url} in a browser (Ctrl-C to stop)", flush=True)
+    auth = parse_auth(args.auth)
+    limits = WebLimits(
+        max_upload_mb=args.max_upload_mb,
+        max_video_seconds=args.max_video_seconds,
+        max_video_frames=args.max_video_frames,
+        max_queue=args.max_queue,
+        per_model=args.per_model,
+        request_timeout=args.request_timeout,
+    )
+    models = load_models(args.checkpoint, args.device, limits.per_model)
+    for served in models.values():
+        _log(f"model {served.label!r}: {served.description}, on {served.device}")
+    if not is_loopback(args.host.strip("[]")):
+        _log(
+            f"warning: listening on {args.host}: anyone who can reach this computer can use the app"
+            + ("" if auth else " (consider --auth USER:PASS)")
+        )
+    if args.share:
+        _log("warning: --share opens a public link through Gradio's share servers")
     _stop_on_sigterm()
     try:
-        serve_forever(server)
+        serve(models, limits, args.host, args.port, auth=auth, share=args.share)
     except KeyboardInterrupt:
         _log("stopped; uploads and results deleted")
     return 0

@@ -1,19 +1,16 @@
-"""``ostnet web``: a small web page for animating a portrait, served by the standard library alone.
+"""``ostnet web``: a Gradio app for animating portraits (install the ``ostnet[web]`` extra).
 
-* ``ostnet.web.server``: ``make_server(animator, host, port)`` and ``serve_forever(server)`` (HTTP);
-* ``ostnet.web.app``: ``WebApp``, one job at a time through ``ostnet.inference.pipeline.animate_video``;
-* ``ostnet.web.page``: the HTML page; ``ostnet.web.multipart``: the streaming form-data parser.
+* ``ostnet.web.app``: ``WebApp``, the Blocks (tabs: animate, live webcam, pose & expression, edit);
+* ``ostnet.web.jobs``: models, limits, input checks, the job (``animate_video``) and session files, no Gradio;
+* ``ostnet.web.options``: the ``ostnet animate`` options as page controls, and back to ``AnimateOptions``;
+* ``ostnet.web.guard``: Host/Origin checks and request-body limits (ASGI middleware);
+* ``ostnet.web.server``: ``serve(models, limits, host, port, ...)``.
 
 Example::
 
-    from ostnet.web import make_server, serve_forever
-    server = make_server(animator, "127.0.0.1", 0)
-    print(server.url)
-    serve_forever(server)  # until server.shutdown() from another thread, or Ctrl-C
+    from ostnet.web.jobs import WebLimits, load_models
+    from ostnet.web.server import serve
+    served = serve(load_models([Path("ostnet-vox-256.safetensors")], None, 1), WebLimits(), block=False)
+    print(served.url)
+    served.close()
 """
-
-from __future__ import annotations
-
-from ostnet.web.server import WebServer, make_server, serve_forever
-
-__all__ = ["WebServer", "make_server", "serve_forever"]

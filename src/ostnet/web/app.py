@@ -1,248 +1,302 @@
-"""What ``ostnet web`` does with a submitted form, without any HTTP: one job at a time through
-``ostnet.inference.pipeline.animate_video`` with the Animator loaded at start-up, progress for the page,
-finished videos kept by an opaque id, and all files in one temporary folder deleted by ``close``.
+"""The Gradio Blocks app of ``ostnet web``.
+
+* **Animate**: a portrait and a driving video (upload or webcam recording), the model picker, every
+  ``ostnet animate`` option (``ostnet.web.options``, derived from the command's declaration), a progress bar
+  per stage, the result with its audio and a download button. A job is checked before it is queued (the
+  event's validator: missing files, a video that is not complete or too long, a portrait without a face):
+  the page marks the input, the API answers 422. The job itself is ``ostnet.web.jobs.run_job``, i.e.
+  ``animate_video`` as ``ostnet animate`` calls it.
+* **Live webcam**: the browser's webcam drives the portrait through ``ostnet.inference.stream.StreamStep``
+  (the streaming step of ``ostnet live``), with the achieved fps.
+* **Pose & expression** and **Edit**: shown for models that offer them.
+
+Files: uploads and results live in the server's own temporary folder (Gradio's cache is pointed there);
+each browser session's files are deleted when it ends (``Blocks.unload``), the rest when the server stops.
 """
 
 from __future__ import annotations
 
-import re
-import shutil
-import tempfile
+import inspect
+import os
 import threading
-import uuid
-from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+from gradio.processing_utils import save_file_to_cache
 
 from ostnet.errors import OstnetError
-from ostnet.inference.animator import Animator
-from ostnet.inference.pipeline import (
-    MODES,
-    AnimateOptions,
-    AnimateSummary,
-    CropOptions,
-    animate_video,
-    animator_for,
+from ostnet.inference.pipeline import animator_for
+from ostnet.inference.stream import StreamStep
+from ostnet.web.jobs import (
+    JobResult,
+    ServedModel,
+    SessionFiles,
+    check_source,
+    check_video,
+    for_user,
+    run_job,
 )
-from ostnet.io.video import probe_video
-from ostnet.web.multipart import FormData, FormFile
-from ostnet.web.page import PageInfo
+from ostnet.web.limits import WebLimits
+from ostnet.web.options import WebOption, animate_web_options, options_for
 
-NO_CROP_HINT = 'tick "The inputs are already face crops"'
-
-
-@dataclass(frozen=True)
-class JobRequest:
-    """One submitted form: the two uploads and the options (``mode`` is one of pipeline ``MODES``)."""
-
-    source: FormFile
-    driving: FormFile
-    mode: str = "auto"
-    paste_back: bool = False
-    side_by_side: bool = False
-    adapt_scale: bool = False
-    crop: bool = True
-
-    @classmethod
-    def from_form(cls, form: FormData) -> JobRequest:
-        """Read a form; ``OstnetError`` for a missing upload or an unknown mode."""
-        mode = form.text("mode", "auto").strip() or "auto"
-        if mode not in MODES:
-            raise OstnetError(f"form: unknown motion mode {mode!r}; choose one of {', '.join(MODES)}")
-        return cls(
-            source=form.file("source", "portrait"),
-            driving=form.file("driving", "driving video"),
-            mode=mode,
-            paste_back=form.flag("paste_back"),
-            side_by_side=form.flag("side_by_side"),
-            adapt_scale=form.flag("adapt_scale"),
-            crop=not form.flag("no_crop"),
-        )
+STAGE_TEXT = {
+    "waiting": "waiting for the model",
+    "preparing": "finding the faces",
+    "animating": "animating",
+    "finishing": "writing the video",
+}
+CACHE_SWEEP = (600, 3600)  # every 10 min, files older than 1 h (abandoned uploads, live frames)
+HEARTBEAT = 5  # seconds between a browser's keep-alive messages: a closed tab is noticed this late
+LIVE_SECONDS = 300  # one live stream runs at most this long; start it again for more
+NOT_YET = (
+    "No served model offers this yet: it needs a checkpoint of a model family with {what} "
+    "(the PECHead family). Serve one with `ostnet web --checkpoint ...` and the controls appear here."
+)
 
 
-@dataclass(frozen=True)
-class Result:
-    """A finished video: its opaque ``id``, file, download name and the pipeline's summary."""
-
-    id: str
-    path: Path
-    filename: str
-    animate: AnimateSummary
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def video_url(self) -> str:
-        return f"/result/{self.id}.mp4"
-
-    @property
-    def download_url(self) -> str:
-        return f"{self.video_url}?download=1"
-
-    @property
-    def summary(self) -> str:
-        """The pipeline's one-line summary, without server paths."""
-        return self.animate.line(where=False)
-
-    def to_json(self) -> dict:
-        s = self.animate
-        return {
-            "id": self.id,
-            "video": self.video_url,
-            "download": self.download_url,
-            "filename": self.filename,
-            "summary": self.summary,
-            "frames": s.frames,
-            "fps": s.fps,
-            "duration": s.duration,
-            "audio_kept": s.audio_kept,
-            "mode": s.mode,
-            "warnings": list(self.warnings),
-        }
-
-
-class Progress:
-    """The running job's stage (``idle``, ``receiving``, ``preparing``, ``animating``, ``finishing``) and
-    frames done out of ``total``; written by the job thread, read by ``/progress`` requests."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.stage, self.done, self.total = "idle", 0, 0
-
-    def start(self, stage: str, total: int = 0) -> None:
-        with self._lock:
-            self.stage, self.done, self.total = stage, 0, total
-
-    def add(self, frames: int) -> None:
-        with self._lock:
-            self.done += frames
-            self.stage = "finishing" if self.total and self.done >= self.total else "animating"
-
-    def stop(self) -> None:
-        self.start("idle")
-
-    def to_json(self) -> dict:
-        with self._lock:
-            return {"busy": self.stage != "idle", "stage": self.stage, "done": self.done, "total": self.total}
-
-
-def _ascii_stem(name: str, fallback: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).stem).strip("._")[:40]
-    return stem or fallback
+def _control(option: WebOption) -> gr.components.Component:
+    common = {"label": option.label, "info": option.help, "elem_id": f"opt-{option.dest}"}
+    if option.kind == "bool":
+        return gr.Checkbox(value=bool(option.default), **common)
+    if option.kind == "choice":
+        return gr.Dropdown(choices=list(option.choices), value=option.default, **common)
+    precision = 0 if option.kind == "int" else None
+    return gr.Number(value=option.default, precision=precision, **common)
 
 
 class WebApp:
-    """The web demo's state. ``animator`` is the model loaded once at start-up; each job gets a light
-    Animator (``pipeline.animator_for``) that shares its model, device and dtype, with the job's motion mode;
-    frame progress comes from ``animate_video``'s ``on_frames`` callback.
+    """The served models, limits and session files, and the Blocks built from them (``blocks``)."""
 
-    Args:
-        animator: the loaded model.
-        max_upload_mb: largest request body accepted (both files together).
-        keep_results: finished videos kept for playback/download; older ones are deleted.
-        log: where one line per job goes (None: nowhere).
-    """
+    def __init__(self, models: dict[str, ServedModel], limits: WebLimits, folder: Path) -> None:
+        self.models, self.limits = models, limits
+        self.cache = gradio_cache(folder)
+        self.files = SessionFiles(folder)
+        self.options = animate_web_options()
+        self._live: dict[str, tuple[str, StreamStep]] = {}  # session -> (model label, its stream)
+        self._live_lock = threading.Lock()
+        self.blocks = self._build()
 
-    def __init__(
+    # ---------------------------------------------------------------- layout
+    def _build(self) -> gr.Blocks:
+        labels = list(self.models)
+        with gr.Blocks(title="ostnet", analytics_enabled=False, delete_cache=CACHE_SWEEP) as blocks:
+            gr.Markdown(
+                "# ostnet: animate a portrait\nUpload a portrait and a driving video (or record one with "
+                "the webcam); the face in the portrait moves like the face in the video. "
+                f"Limits: {self.limits.max_upload_mb:g} MB per upload, videos up to "
+                f"{self.limits.max_video_seconds:g} s."
+            )
+            model = gr.Dropdown(
+                choices=labels,
+                value=labels[0],
+                label="Model",
+                info="; ".join(f"{m.label}: {m.description}" for m in self.models.values()),
+                interactive=len(labels) > 1,
+                elem_id="model",
+            )
+            with gr.Tabs():
+                with gr.Tab("Animate", id="animate"):
+                    self._animate_tab(model)
+                with gr.Tab("Live webcam", id="live"):
+                    self._live_tab(model)
+                with gr.Tab("Pose & expression", id="controls"):
+                    gr.Markdown(NOT_YET.format(what="pose and expression controls"), elem_id="controls-note")
+                with gr.Tab("Edit", id="edit"):
+                    gr.Markdown(NOT_YET.format(what="image editing (`ostnet edit`)"), elem_id="edit-note")
+            blocks.unload(self.end_session)
+        return blocks
+
+    def _animate_tab(self, model: gr.Dropdown) -> None:
+        with gr.Row():
+            source = gr.Image(label="Portrait", type="filepath", sources=["upload", "webcam"], elem_id="source")
+            driving = gr.Video(label="Driving video", sources=["upload", "webcam"], elem_id="driving")
+            result = gr.Video(label="Result", interactive=False, buttons=["download"], elem_id="result")
+        with gr.Accordion("Options (as `ostnet animate`)", open=False):
+            controls = []
+            for group in dict.fromkeys(o.group for o in self.options):
+                with gr.Group():
+                    gr.Markdown(f"**{group}**")
+                    controls += [_control(o) for o in self.options if o.group == group]
+        run = gr.Button("Animate", variant="primary", elem_id="run")
+        status = gr.Markdown(elem_id="status")
+        run.click(
+            self._signed(self.animate, extra=self._SPECIAL),
+            inputs=[model, source, driving, *controls],
+            outputs=[result, status],
+            validator=self._signed(self.validate, extra=self._SPECIAL[:1]),
+            api_name="animate",
+            concurrency_limit=self.limits.per_model * len(self.models),
+            concurrency_id="animate",
+        )
+
+    def _live_tab(self, model: gr.Dropdown) -> None:
+        gr.Markdown(
+            "Upload a portrait, then start the webcam: your face drives the portrait in real time "
+            "(the same streaming step as `ostnet live`)."
+        )
+        with gr.Row():
+            portrait = gr.Image(label="Portrait", type="numpy", sources=["upload"], elem_id="live-source")
+            camera = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy", elem_id="camera")
+            output = gr.Image(label="Animated", format="jpeg", interactive=False, elem_id="live-out")
+        fps = gr.Markdown(elem_id="live-fps")
+        camera.stream(
+            self.live_step,
+            inputs=[model, portrait, camera],
+            outputs=[output, fps],
+            stream_every=0.1,
+            time_limit=LIVE_SECONDS,
+            concurrency_limit=self.limits.per_model * len(self.models),
+            concurrency_id="live",
+            api_name="live",
+        )
+        portrait.change(self.reset_live, inputs=None, outputs=None, api_visibility="private")
+
+    # ---------------------------------------------------------------- events
+    def validate(
+        self, label: str, source: str | None, driving: str | None, *values: Any, request: gr.Request
+    ) -> list[dict]:
+        """Checks before the job is queued: one ``gr.validate`` per input. The uploads now belong to the session."""
+        self.files.hold(request.session_hash or "api", source, driving)
+        verdicts = [gr.validate(True, "") for _ in range(3 + len(values))]
+        chosen = self.models.get(label)
+        if chosen is None:
+            verdicts[0] = gr.validate(False, f"unknown model {label!r}; choose one of {', '.join(self.models)}")
+            return verdicts
+        named = self._values(values)
+        names = {str(source): "the portrait", str(driving): "the driving video"}
+        for index, check in (
+            (1, lambda: check_source(source, named, chosen)),
+            (2, lambda: check_video(driving, self.limits)),
+        ):
+            try:
+                check()
+            except OstnetError as exc:
+                verdicts[index] = gr.validate(False, for_user(str(exc), names))
+        return verdicts
+
+    def animate(
         self,
-        animator: Animator,
-        *,
-        max_upload_mb: float = 200.0,
-        keep_results: int = 20,
-        log: Callable[[str], None] | None = None,
-    ) -> None:
-        if not max_upload_mb > 0 or keep_results < 1:
-            raise OstnetError("--max-upload-mb must be positive and keep_results at least 1")
-        self.animator = animator
-        self.max_upload_bytes = int(max_upload_mb * 2**20)
-        self.keep_results = keep_results
-        self.log = log
-        self.lock = threading.Lock()  # one job at a time
-        self.progress = Progress()
-        self.folder = Path(tempfile.mkdtemp(prefix="ostnet-web-"))
-        self._results: OrderedDict[str, Result] = OrderedDict()
-        self._results_lock = threading.Lock()
-        self.dtype = animator.precision
-        model = animator.model
-        self.info = PageInfo(
-            model=model.cfg.name,
-            image_size=animator.image_size,
-            has_scale_transform=bool(model.has_scale_transform),
-            device=str(animator.device),
-            dtype=self.dtype,
-            max_upload_mb=max_upload_mb,
-        )
+        label: str,
+        source: str,
+        driving: str,
+        *values: Any,
+        request: gr.Request,
+        progress: gr.Progress,
+    ) -> tuple[str, str]:
+        """Run one job (see ``run_job``); a bad input raises ``gr.Error`` with one line, never a traceback."""
+        session = request.session_hash or "api"
+        output = self.files.new_output()
+        self.files.hold(session, source, driving)
 
-    def new_upload_folder(self) -> Path:
-        folder = self.folder / "uploads" / uuid.uuid4().hex
-        folder.mkdir(parents=True)
-        return folder
+        def on_stage(stage: str, done: int, total: int) -> None:
+            progress((done, total), desc=STAGE_TEXT[stage], unit="frames")
 
-    def animate(self, form: FormData) -> Result:
-        """Run one job; ``OstnetError`` with a message that names the user's files, not the server's."""
-        job = JobRequest.from_form(form)
-        result_id = uuid.uuid4().hex
-        output = self.folder / "results" / f"{result_id}.mp4"
+        names = {str(source): "the portrait", str(driving): "the driving video", str(output.parent): ""}
         try:
-            self.progress.start("preparing", probe_video(job.driving.path).num_frames)
-            options = self._options(job, output)
-            animator = animator_for(self.animator.model, options)  # the loaded model, this job's mode
-            summary = animate_video(options, animator=animator, on_frames=self.progress.add)
+            result: JobResult = run_job(self.models[label], source, driving, self._values(values), output, on_stage)
         except OstnetError as exc:
-            message = self._for_user(str(exc), job)
-            self._log(f"refused {job.source.filename!r} + {job.driving.filename!r}: {message}")
-            raise OstnetError(message) from None
-        filename = f"{_ascii_stem(job.source.filename, 'portrait')}-{_ascii_stem(job.driving.filename, 'video')}.mp4"
-        warnings = tuple(self._for_user(w, job) for w in summary.warnings)
-        result = Result(result_id, output, filename, summary, warnings)
-        self._remember(result)
-        self._log(f"{job.source.filename!r} + {job.driving.filename!r}: {result.summary}")
-        return result
+            raise gr.Error(for_user(str(exc), names), print_exception=False) from None
+        finally:
+            video = self._publish(session, output)
+        lines = [result.line(label)] + [f"warning: {for_user(w, names)}" for w in result.warnings]
+        return str(video), "\n\n".join(lines)
 
-    def result(self, result_id: str) -> Result | None:
-        with self._results_lock:
-            result = self._results.get(result_id)
-        return result if result is not None and result.path.is_file() else None
+    def live_step(
+        self, label: str, portrait: np.ndarray | None, frame: np.ndarray | None, request: gr.Request
+    ) -> tuple[Any, str]:
+        """One webcam frame through the session's ``StreamStep``."""
+        if portrait is None:
+            raise gr.Error("upload a portrait first, then start the webcam", print_exception=False)
+        if frame is None:
+            return gr.skip(), "waiting for the webcam"
+        try:
+            step = self._stream_step(request.session_hash or "api", label, portrait)
+            face = step.step(np.ascontiguousarray(frame[..., :3]))
+        except OstnetError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        stats = step.stats
+        fps = "measuring..." if np.isnan(stats.fps) else f"{stats.fps:.1f} fps"
+        return face, f"{fps} (latency {stats.latency_ms:.0f} ms, {stats.frames} frames)"
 
-    def progress_json(self) -> dict:
-        return self.progress.to_json()
+    def reset_live(self, request: gr.Request) -> None:
+        self._close_live(request.session_hash or "api")
 
-    def close(self) -> None:
-        """Delete every upload and result."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+    def end_session(self, request: gr.Request) -> None:
+        """The browser tab closed: delete its files and stop its live stream."""
+        self._close_live(request.session_hash or "api")
+        self.files.release(request.session_hash or "api")
 
-    def _options(self, job: JobRequest, output: Path) -> AnimateOptions:
-        return AnimateOptions(
-            source=job.source.path,
-            driving=job.driving.path,
-            output=output,
-            mode=job.mode,
-            adapt_scale=job.adapt_scale,
-            crop=CropOptions(enabled=job.crop),
-            paste_back=job.paste_back,
-            side_by_side=job.side_by_side,
-            device=str(self.animator.device),
-            dtype=self.dtype,
-            progress=False,
-        )
+    # ---------------------------------------------------------------- helpers
+    _SPECIAL = (
+        inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request),
+        inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()),
+    )
 
-    def _for_user(self, message: str, job: JobRequest) -> str:
-        """Name the uploads as the user knows them and turn command-line hints into the page's words."""
-        message = message.replace(str(job.source.path), f"portrait '{job.source.filename}'")
-        message = message.replace(str(job.driving.path), f"driving video '{job.driving.filename}'")
-        message = message.replace(f"{self.folder}/", "")
-        return message.replace("use --no-crop", NO_CROP_HINT)
+    def _signed(self, fn, extra: tuple[inspect.Parameter, ...] = ()):
+        """``fn(model, source, driving, *values, ...)`` with a signature that names every option, so that Gradio's
+        API documents ``mode=...``, ``paste_back=...`` and lets optional ones be left out."""
 
-    def _remember(self, result: Result) -> None:
-        with self._results_lock:
-            self._results[result.id] = result
-            while len(self._results) > self.keep_results:
-                _, old = self._results.popitem(last=False)
-                old.path.unlink(missing_ok=True)
+        positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        params = [inspect.Parameter(name, positional) for name in ("model", "source", "driving")]
+        params += [inspect.Parameter(o.dest, positional, default=o.default) for o in self.options]
+        signature = inspect.Signature([*params, *extra])
 
-    def _log(self, line: str) -> None:
-        if self.log is not None:
-            self.log(line)
+        def call(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            values = list(bound.arguments.values())
+            special = {p.name: bound.arguments[p.name] for p in extra}
+            return fn(*values[: len(params)], **special)
+
+        call.__signature__ = signature  # type: ignore[attr-defined]
+        call.__annotations__ = {p.name: p.annotation for p in extra if p.annotation is not inspect.Parameter.empty}
+        call.__name__ = fn.__name__
+        return call
+
+    def _values(self, values: tuple) -> dict[str, Any]:
+        return {o.dest: v for o, v in zip(self.options, values, strict=True)}
+
+    def _publish(self, session: str, output: Path) -> Path | None:
+        """Move a job's video into Gradio's cache (Gradio then serves it without another copy) and give it to
+        ``session``; the job's own folder is removed, also when the job failed (then: None)."""
+        cached = Path(save_file_to_cache(output, str(self.cache))) if output.is_file() else None
+        self.files.discard_output(output)
+        self.files.hold(session, cached)
+        return cached
+
+    def _stream_step(self, session: str, label: str, portrait: np.ndarray) -> StreamStep:
+        with self._live_lock:
+            current = self._live.get(session)
+        if current is not None and current[0] == label:
+            return current[1]
+        served = self.models[label]
+        options = options_for({}, {"source": "-", "driving": "-", "output": "-", "device": served.device})
+        step = StreamStep(animator_for(served.model, options))
+        step.set_source(np.ascontiguousarray(portrait[..., :3]))
+        with self._live_lock:
+            old, self._live[session] = self._live.get(session), (label, step)
+        if old is not None:
+            old[1].close()
+        return step
+
+    def _close_live(self, session: str) -> None:
+        with self._live_lock:
+            current = self._live.pop(session, None)
+        if current is not None:
+            current[1].close()
 
 
-__all__ = ["JobRequest", "Progress", "Result", "WebApp"]
+def gradio_cache(folder: Path) -> Path:
+    """Point Gradio's upload cache at ``folder/gradio`` (Gradio reads it when components are made and at each
+    upload), turn its analytics off and notice closed tabs within ``HEARTBEAT`` seconds."""
+    cache = folder / "gradio"
+    cache.mkdir(parents=True, exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(cache)
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ.setdefault("GRADIO_HEARTBEAT_INTERVAL", str(HEARTBEAT))
+    return cache
+
+
+__all__ = ["WebApp", "gradio_cache"]
