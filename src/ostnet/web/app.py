@@ -62,6 +62,8 @@ def _control(option: WebOption) -> gr.components.Component:
         return gr.Checkbox(value=bool(option.default), **common)
     if option.kind == "choice":
         return gr.Dropdown(choices=list(option.choices), value=option.default, **common)
+    if option.default is None:  # an optional number: empty = not set (a Number would show and send 0)
+        return gr.Textbox(value="", placeholder="not set", **common)
     precision = 0 if option.kind == "int" else None
     return gr.Number(value=option.default, precision=precision, **common)
 
@@ -165,11 +167,16 @@ class WebApp:
             verdicts[0] = gr.validate(False, f"unknown model {label!r}; choose one of {', '.join(self.models)}")
             return verdicts
         named = self._values(values)
+        for index, option in enumerate(self.options, start=3):
+            try:
+                option.convert(named[option.dest])
+            except OstnetError as exc:
+                verdicts[index] = gr.validate(False, str(exc))
+        if not all(v["is_valid"] for v in verdicts):
+            return verdicts
         names = {str(source): "the portrait", str(driving): "the driving video"}
-        for index, check in (
-            (1, lambda: check_source(source, named, chosen)),
-            (2, lambda: check_video(driving, self.limits)),
-        ):
+        checks = {1: lambda: check_source(source, named, chosen), 2: lambda: check_video(driving, self.limits)}
+        for index, check in checks.items():
             try:
                 check()
             except OstnetError as exc:
@@ -197,7 +204,7 @@ class WebApp:
         try:
             result: JobResult = run_job(self.models[label], source, driving, self._values(values), output, on_stage)
         except OstnetError as exc:
-            raise gr.Error(for_user(str(exc), names), print_exception=False) from None
+            raise gr.Error(for_user(str(exc), names), duration=None, print_exception=False) from None
         finally:
             video = self._publish(session, output)
         lines = [result.line(label)] + [f"warning: {for_user(w, names)}" for w in result.warnings]

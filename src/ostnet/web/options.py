@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ostnet.errors import OstnetError
+
 SERVER_SIDE = ("source", "driving", "checkpoint", "output", "frames", "device", "batch_size", "quiet")
 
 
 @dataclass(frozen=True)
 class WebOption:
     """One option as a control: ``dest`` (the parsed name), ``flag`` (``--paste-back``), ``kind`` (``bool``,
-    ``choice``, ``int``, ``float``), ``default``, ``choices``, ``help`` and the ``group`` it is shown in."""
+    ``choice``, ``int``, ``float``), ``default`` (None: not set unless given), ``choices``, ``help`` and the
+    ``group`` it is shown in."""
 
     dest: str
     flag: str
@@ -31,6 +34,28 @@ class WebOption:
     @property
     def label(self) -> str:
         return self.flag.removeprefix("--").replace("-", " ")
+
+    def convert(self, value: Any) -> Any:
+        """A value from a page or an API call as the command line would parse it; empty = the default.
+        ``OstnetError`` for a value the command line would refuse."""
+        if self.kind == "bool":
+            return bool(value)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return self.default
+        if self.kind == "choice":
+            if value not in self.choices:
+                raise OstnetError(f"{self.flag}: {value!r} is not one of {', '.join(self.choices)}")
+            return value
+        number = int if self.kind == "int" else float
+        try:
+            converted = number(value.strip() if isinstance(value, str) else value)
+        except (TypeError, ValueError):
+            converted = None
+        if converted is None or (number is int and converted != float(value)):
+            raise OstnetError(
+                f"{self.flag}: expected {'a whole number' if number is int else 'a number'}, got {value!r}"
+            )
+        return converted
 
 
 def animate_parser() -> argparse.ArgumentParser:
@@ -73,12 +98,16 @@ def animate_web_options() -> list[WebOption]:
 
 
 def options_for(values: dict[str, Any], server: dict[str, Any]) -> Any:
-    """The ``AnimateOptions`` for a page's ``values`` (by ``dest``) and the server's own (source, driving,
-    output, device, ...): the parser's defaults, overlaid, through the command line's own conversion."""
+    """The ``AnimateOptions`` for a page's ``values`` (by ``dest``, converted as the command line converts
+    them) and the server's own (source, driving, output, device, ...), through the command line's own
+    ``options_from_args``; options not given keep the command's defaults."""
     from ostnet.commands.animate import options_from_args
 
     args = animate_parser().parse_args(["--source", "-", "--driving", "-", "--checkpoint", "-", "--output", "-"])
-    for key, value in {**values, **server}.items():
+    declared = {option.dest: option for option in animate_web_options()}
+    for key, value in values.items():
+        setattr(args, key, declared[key].convert(value))
+    for key, value in server.items():
         setattr(args, key, Path(value) if key in ("source", "driving", "output", "checkpoint") else value)
     return options_from_args(args)
 
