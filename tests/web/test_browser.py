@@ -83,7 +83,7 @@ def test_oversized_upload_is_refused_in_the_page(page, tmp_path):
     big = tmp_path / "big.mp4"
     big.write_bytes(b"\0" * (2 << 20))
     page.set_input_files("#driving input[type=file]", str(big))
-    page.get_by_text("exceeds the maximum", exact=False).first.wait_for(timeout=WAIT_MS)
+    page.get_by_text('exceed the maximum allowed size of 1.0 Mb: "big.mp4"').first.wait_for(timeout=WAIT_MS)
 
 
 def test_live_webcam_frames_come_back_with_the_fps(page, portrait_path):
@@ -92,7 +92,8 @@ def test_live_webcam_frames_come_back_with_the_fps(page, portrait_path):
     page.set_input_files("#live-source input[type=file]", str(portrait_path))
     page.wait_for_selector("#live-source img", timeout=WAIT_MS)
     page.click("#camera >> text=Click to Access Webcam")
-    page.click("#camera button[aria-label='capture photo']")
+    page.wait_for_selector("#camera video", state="visible", timeout=WAIT_MS)
+    page.click("#camera button[aria-label='capture photo']", force=True)
     page.wait_for_selector("#live-out img[src]", timeout=WAIT_MS)
     page.wait_for_function(
         "/[0-9.]+ fps .* ([2-9]|[0-9]{2,}) frames/.test(document.querySelector('#live-fps').innerText)",

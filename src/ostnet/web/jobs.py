@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ostnet.errors import OstnetError
-from ostnet.inference.paste import prepare_source
+from ostnet.inference.faces import prepare_source
 from ostnet.inference.pipeline import AnimateSummary, animate_video, animator_for
 from ostnet.io.video import VideoInfo, probe_video
 from ostnet.web.limits import WebLimits
