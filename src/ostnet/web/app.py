@@ -19,6 +19,8 @@ from __future__ import annotations
 import inspect
 import os
 import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,7 @@ class WebApp:
         self.options = animate_web_options()
         self._live: dict[str, tuple[str, StreamStep]] = {}  # session -> (model label, its stream)
         self._live_lock = threading.Lock()
+        self._admission = Admission(limits.max_queue + limits.per_model * len(models))
         self.blocks = self._build()
 
     # ---------------------------------------------------------------- layout
@@ -108,7 +111,23 @@ class WebApp:
                 with gr.Tab("Edit", id="edit"):
                     gr.Markdown(NOT_YET.format(what="image editing (`ostnet edit`)"), elem_id="edit-note")
             blocks.unload(self.end_session)
+        self._queue(blocks)
         return blocks
+
+    def _queue(self, blocks: gr.Blocks) -> None:
+        """Gradio's queue with our limits. A job the queue refuses (full) is refused before any of our code
+        sees it, so its uploads are given to its session here, to be deleted when the session ends."""
+        blocks.queue(max_size=self.limits.max_queue, default_concurrency_limit=self.limits.per_model * len(self.models))
+        queue = blocks._queue
+        push = queue.push
+
+        async def push_keeping_refused_uploads(body, request, username):
+            accepted, event_id, state = await push(body=body, request=request, username=username)
+            if not accepted and body.session_hash:
+                self.files.hold(body.session_hash, *_uploads_in(body.data, self.cache))
+            return accepted, event_id, state
+
+        queue.push = push_keeping_refused_uploads
 
     def _animate_tab(self, model: gr.Dropdown) -> None:
         with gr.Row():
@@ -181,6 +200,8 @@ class WebApp:
                 check()
             except OstnetError as exc:
                 verdicts[index] = gr.validate(False, for_user(str(exc), names))
+        if all(v["is_valid"] for v in verdicts) and not self._admission.admit(request.session_hash or "api"):
+            verdicts[0] = gr.validate(False, self._admission.busy(self.limits.max_queue))
         return verdicts
 
     def animate(
@@ -194,6 +215,10 @@ class WebApp:
     ) -> tuple[str, str]:
         """Run one job (see ``run_job``); a bad input raises ``gr.Error`` with one line, never a traceback."""
         session = request.session_hash or "api"
+        with self._admission.running(session):
+            return self._animate(session, label, source, driving, values, progress)
+
+    def _animate(self, session: str, label: str, source: str, driving: str, values: tuple, progress) -> tuple[str, str]:
         output = self.files.new_output()
         self.files.hold(session, source, driving)
 
@@ -293,6 +318,57 @@ class WebApp:
             current = self._live.pop(session, None)
         if current is not None:
             current[1].close()
+
+
+class Admission:
+    """How many jobs the server holds (running, queued, or admitted by the validator and on their way into
+    Gradio's queue), so that the queue limit holds although validation runs before Gradio's own check.
+    An admitted job that never starts (its client left) stops counting after ``stale`` seconds."""
+
+    def __init__(self, capacity: int, stale: float = 60.0) -> None:
+        self.capacity, self.stale = capacity, stale
+        self._lock = threading.Lock()
+        self._admitted: list[tuple[str, float]] = []
+        self._running = 0
+
+    def admit(self, session: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            self._admitted = [(s, t) for s, t in self._admitted if now - t < self.stale]
+            if self._running + len(self._admitted) >= self.capacity:
+                return False
+            self._admitted.append((session, now))
+            return True
+
+    def busy(self, max_queue: int) -> str:
+        return f"the server is busy: the queue is full ({max_queue} jobs waiting, --max-queue); try again in a minute"
+
+    @contextmanager
+    def running(self, session: str):
+        with self._lock:
+            mine = next((i for i, (s, _) in enumerate(self._admitted) if s == session), None)
+            if mine is not None:
+                del self._admitted[mine]
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+
+
+def _uploads_in(data: Any, cache: Path) -> list[Path]:
+    """The files of Gradio's cache named in a request's data (``{"path": ...}`` anywhere in it)."""
+    found: list[Path] = []
+    if isinstance(data, dict):
+        path = data.get("path")
+        if isinstance(path, str) and cache in Path(path).parents:
+            found.append(Path(path))
+        data = list(data.values())
+    if isinstance(data, list):
+        for item in data:
+            found += _uploads_in(item, cache)
+    return found
 
 
 def gradio_cache(folder: Path) -> Path:

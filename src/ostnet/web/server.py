@@ -58,7 +58,6 @@ def serve(
     folder = Path(tempfile.mkdtemp(prefix="ostnet-web-"))
     app = WebApp(models, limits, folder)
     guard = GuardSettings.for_host(host, int(limits.max_upload_mb * 2**20), limits.request_timeout)
-    app.blocks.queue(max_size=limits.max_queue, default_concurrency_limit=limits.per_model * len(models))
     served = Served(url="", app=app, folder=folder)
     try:
         _, url, _ = app.blocks.launch(
