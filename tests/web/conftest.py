@@ -85,20 +85,22 @@ def dog_path(shared_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def web_server(tiny_checkpoint, gradio_client_cls) -> Iterator:
-    """One server for all web tests: the tiny checkpoint twice (two models in the picker), 1 MB uploads,
-    2 s videos, a 3 s request deadline, a queue of 4."""
+    """One server for all web tests: the tiny OSTNet and a tiny PECHead (two models in the picker, one with
+    pose and expression controls), 1 MB uploads, 2 s videos, a 3 s request deadline, a queue of 4."""
     import torch
 
+    from ostnet.checkpoint import save_checkpoint
+    from ostnet.models.ostnet import build_model
     from ostnet.web.jobs import load_models
     from ostnet.web.limits import WebLimits
     from ostnet.web.server import serve
 
     torch.set_num_threads(1)
     limits = WebLimits(max_upload_mb=1, max_video_seconds=2, max_queue=4, request_timeout=3)
-    second = tiny_checkpoint.parent / "second" / "tiny.safetensors"
-    second.parent.mkdir(exist_ok=True)
-    shutil.copy(tiny_checkpoint, second)
-    models = load_models([tiny_checkpoint, second], "cpu", limits.per_model)
+    torch.manual_seed(0)
+    pechead = tiny_checkpoint.parent / "pechead.safetensors"
+    save_checkpoint(build_model("tiny-pechead"), pechead)
+    models = load_models([tiny_checkpoint, pechead], "cpu", limits.per_model)
     served = serve(models, limits, "127.0.0.1", free_port(), block=False, quiet=True)
     yield served
     served.close()

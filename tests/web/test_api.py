@@ -36,6 +36,14 @@ def request(server, method: str, path: str, body: bytes | None = None, headers: 
         conn.close()
 
 
+def _read_all(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    return data
+
+
 def upload(server, name: str, data: bytes, headers: dict | None = None):
     boundary = "ostnetTestBoundary"
     body = (
@@ -69,13 +77,21 @@ def test_job_matches_ostnet_animate(client, portrait_path, clip_path, tiny_check
     assert ours.shape == theirs.shape and abs(ours - theirs).max() <= 2  # same pixels up to decoder rounding
 
 
-def test_model_picker_and_options_reach_the_pipeline(client, portrait_path, clip_path):
+def test_model_picker_controls_and_edit(client, portrait_path, clip_path):
+    """The PECHead model takes pose controls (and edits a still portrait); the OSTNet model refuses them."""
     from gradio_client import handle_file
+    from gradio_client.exceptions import ValidationError
 
-    video, summary = client.predict(
-        "second/tiny", handle_file(str(portrait_path)), handle_file(str(clip_path)), max_frames=4, api_name="/animate"
-    )
-    assert summary.startswith("second/tiny: 4 frames") and probe_video(video).num_frames == 4
+    from ostnet.io.image import load_image
+
+    source, driving = handle_file(str(portrait_path)), handle_file(str(clip_path))
+    video, summary = client.predict("pechead", source, driving, max_frames=4, yaw=10.0, api_name="/animate")
+    assert summary.startswith("pechead: 4 frames") and probe_video(video).num_frames == 4
+    with pytest.raises(Exception, match="--yaw: model 'tiny' cannot honour it") as caught:
+        client.predict("tiny", source, driving, max_frames=4, yaw=10.0, api_name="/animate")
+    assert not isinstance(caught.value, ValidationError) or "Traceback" not in str(caught.value)
+    edited = load_image(client.predict("pechead", source, yaw=15.0, smile=0.5, api_name="/edit"))
+    assert edited.shape == (64, 64, 3)
 
 
 @pytest.mark.parametrize(
@@ -114,13 +130,15 @@ def test_bad_input_is_a_422_with_one_line(
 
 def test_validation_is_a_422_over_plain_http(web_server, portrait_path, dog_path, clip_path):
     """The HTTP status itself, without the client library: the job is refused at the door."""
+    from ostnet.web.app import web_default
+
     paths = {}
     for name, path in (("source", dog_path), ("driving", clip_path)):
         status, body = upload(web_server, path.name, path.read_bytes())
         assert status == 200, body
         paths[name] = json.loads(body)[0]
     data = ["tiny"] + [{"path": paths[k], "meta": {"_type": "gradio.FileData"}} for k in ("source", "driving")]
-    data += [option.default for option in web_server.app.options]
+    data += [web_default(option) for option in web_server.app.options]
     body = json.dumps({"data": data}).encode()
     status, body = request(web_server, "POST", "/gradio_api/call/animate", body, {"Content-Type": "application/json"})
     assert status == 422 and "no face found" in body, (status, body)
@@ -138,7 +156,7 @@ def test_oversized_upload_is_a_413(web_server):
             s.sendall(b"\0" * (2 << 20))
         except OSError:  # the server answered and closed early
             pass
-        answer = s.recv(4096)
+        answer = _read_all(s)
     assert answer.startswith(b"HTTP/1.1 413") and b"upload too large: the limit is 1 MB" in answer, answer
     assert request(web_server, "GET", "/config")[0] == 200  # still serving
 
@@ -177,7 +195,7 @@ def test_slow_drip_upload_is_cut_off_and_does_not_hold_the_job_slot(web_server, 
                     time.sleep(0.25)
             except OSError:  # the server closed the connection: what we want
                 pass
-            answer.append(s.recv(4096))
+            answer.append(_read_all(s))
 
     started = time.monotonic()
     thread = threading.Thread(target=drip)

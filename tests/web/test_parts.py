@@ -119,8 +119,20 @@ def test_guard_refuses_large_and_slow_bodies_before_the_app():
 def test_every_animate_option_but_the_servers_is_offered():
     offered = {o.dest for o in animate_web_options()}
     parser = {a.dest for a in animate_parser()._actions if a.option_strings and a.dest != "help"}
-    assert parser - offered == {"source", "driving", "checkpoint", "output", "frames", "device", "batch_size", "quiet"}
-    for wanted in ("mode", "paste_back", "side_by_side", "adapt_scale", "no_crop", "face_index", "smooth", "dtype"):
+    server_side = {"source", "driving", "checkpoint", "output", "frames", "device", "batch_size", "quiet"}
+    files = {"pose_from", "expression_from", "recipe", "save_recipe"}  # paths on the server's disk
+    assert parser - offered == server_side | files
+    for wanted in (
+        "mode",
+        "paste_back",
+        "side_by_side",
+        "adapt_scale",
+        "no_crop",
+        "face_index",
+        "smooth",
+        "dtype",
+        "yaw",
+    ):
         assert wanted in offered
 
 

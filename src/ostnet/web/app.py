@@ -29,6 +29,7 @@ import numpy as np
 from gradio.processing_utils import save_file_to_cache
 
 from ostnet.errors import OstnetError
+from ostnet.inference.controls import supported_controls
 from ostnet.inference.pipeline import animator_for
 from ostnet.inference.stream import StreamStep
 from ostnet.web.jobs import (
@@ -41,7 +42,7 @@ from ostnet.web.jobs import (
     run_job,
 )
 from ostnet.web.limits import WebLimits
-from ostnet.web.options import WebOption, animate_web_options, options_for
+from ostnet.web.options import WebOption, animate_web_options, command_parser, options_for, web_options
 
 STAGE_TEXT = {
     "waiting": "waiting for the model",
@@ -58,8 +59,32 @@ NOT_YET = (
 )
 
 
-def _control(option: WebOption) -> gr.components.Component:
-    common = {"label": option.label, "info": option.help, "elem_id": f"opt-{option.dest}"}
+def _slider_range(option: WebOption) -> tuple[float, float, float] | None:
+    """(low, high, value) of a pose/expression control with known limits (``ostnet.inference.controls``);
+    the value is the control's "no change"."""
+    from ostnet.inference import controls as c
+
+    limits = {"yaw": c.ANGLE_LIMIT, "pitch": c.ANGLE_LIMIT, "roll": 180.0}
+    limits.update(dict.fromkeys(("mouth_open", "smile", "eyes", "eye_left", "eye_right", "brows"), c.EDIT_LIMIT))
+    if option.dest == "expression_scale":
+        return 0.0, c.SCALE_LIMIT, c.Controls().expression_scale
+    if option.dest in limits:
+        return -limits[option.dest], limits[option.dest], getattr(c.Controls(), option.dest)
+    return None
+
+
+def web_default(option: WebOption) -> Any:
+    """What the page's control starts at: the option's default, or a slider's "no change"."""
+    bounds = _slider_range(option) if option.is_control else None
+    return bounds[2] if bounds is not None else option.default
+
+
+def _control(option: WebOption, prefix: str = "opt", render: bool = True) -> gr.components.Component:
+    common = {"label": option.label, "info": option.help, "elem_id": f"{prefix}-{option.dest}", "render": render}
+    bounds = _slider_range(option) if option.is_control else None
+    if bounds is not None:
+        low, high, value = bounds
+        return gr.Slider(minimum=low, maximum=high, value=value, step=(high - low) / 200, **common)
     if option.kind == "bool":
         return gr.Checkbox(value=bool(option.default), **common)
     if option.kind == "choice":
@@ -78,6 +103,7 @@ class WebApp:
         self.cache = gradio_cache(folder)
         self.files = SessionFiles(folder)
         self.options = animate_web_options()
+        self.edit_options = web_options(command_parser("edit"))
         self._live: dict[str, tuple[str, StreamStep]] = {}  # session -> (model label, its stream)
         self._live_lock = threading.Lock()
         self._admission = Admission(limits.max_queue + limits.per_model * len(models))
@@ -101,15 +127,18 @@ class WebApp:
                 interactive=len(labels) > 1,
                 elem_id="model",
             )
+            controls = [_control(o, render=False) for o in self.options if o.is_control]  # shown in their tab
             with gr.Tabs():
                 with gr.Tab("Animate", id="animate"):
-                    self._animate_tab(model)
+                    self._animate_tab(model, controls)
                 with gr.Tab("Live webcam", id="live"):
                     self._live_tab(model)
                 with gr.Tab("Pose & expression", id="controls"):
-                    gr.Markdown(NOT_YET.format(what="pose and expression controls"), elem_id="controls-note")
+                    gr.Markdown(self._controls_note("pose and expression controls"), elem_id="controls-note")
+                    for control in controls:
+                        control.render()
                 with gr.Tab("Edit", id="edit"):
-                    gr.Markdown(NOT_YET.format(what="image editing (`ostnet edit`)"), elem_id="edit-note")
+                    self._edit_tab(model)
             blocks.unload(self.end_session)
         self._queue(blocks)
         return blocks
@@ -129,17 +158,29 @@ class WebApp:
 
         queue.push = push_keeping_refused_uploads
 
-    def _animate_tab(self, model: gr.Dropdown) -> None:
+    def _controls_note(self, what: str) -> str:
+        able = [m.label for m in self.models.values() if supported_controls(m.model)]
+        if not able:
+            return NOT_YET.format(what=what)
+        return (
+            f"Served models with {what}: {', '.join(able)}. Other models refuse a changed control with a "
+            "one-line message. Every slider's middle value means no change."
+        )
+
+    def _animate_tab(self, model: gr.Dropdown, control_inputs: list) -> None:
         with gr.Row():
             source = gr.Image(label="Portrait", type="filepath", sources=["upload", "webcam"], elem_id="source")
             driving = gr.Video(label="Driving video", sources=["upload", "webcam"], elem_id="driving")
             result = gr.Video(label="Result", interactive=False, buttons=["download"], elem_id="result")
         with gr.Accordion("Options (as `ostnet animate`)", open=False):
-            controls = []
-            for group in dict.fromkeys(o.group for o in self.options):
+            widgets = {}
+            for group in dict.fromkeys(o.group for o in self.options if not o.is_control):
                 with gr.Group():
                     gr.Markdown(f"**{group}**")
-                    controls += [_control(o) for o in self.options if o.group == group]
+                    widgets.update((o.dest, _control(o)) for o in self.options if o.group == group)
+            controls = [widgets.get(o.dest) for o in self.options]
+            pending = iter(control_inputs)
+            controls = [c if c is not None else next(pending) for c in controls]
         run = gr.Button("Animate", variant="primary", elem_id="run")
         status = gr.Markdown(elem_id="status")
         run.click(
@@ -148,6 +189,22 @@ class WebApp:
             outputs=[result, status],
             validator=self._signed(self.validate, extra=self._SPECIAL[:1]),
             api_name="animate",
+            concurrency_limit=self.limits.per_model * len(self.models),
+            concurrency_id="animate",
+        )
+
+    def _edit_tab(self, model: gr.Dropdown) -> None:
+        gr.Markdown(self._controls_note("image editing (`ostnet edit`)"), elem_id="edit-note")
+        with gr.Row():
+            portrait = gr.Image(label="Portrait", type="filepath", sources=["upload"], elem_id="edit-source")
+            edited = gr.Image(label="Edited", interactive=False, format="png", elem_id="edit-out")
+        widgets = [_control(o, prefix="edit") for o in self.edit_options]
+        button = gr.Button("Edit the portrait", elem_id="edit-run")
+        button.click(
+            self._signed(self.edit, self._SPECIAL[:1], self.edit_options, ("model", "source")),
+            inputs=[model, portrait, *widgets],
+            outputs=[edited],
+            api_name="edit",
             concurrency_limit=self.limits.per_model * len(self.models),
             concurrency_id="animate",
         )
@@ -235,6 +292,34 @@ class WebApp:
         lines = [result.line(label)] + [f"warning: {for_user(w, names)}" for w in result.warnings]
         return str(video), "\n\n".join(lines)
 
+    def edit(self, label: str, portrait: str | None, *values: Any, request: gr.Request) -> str:
+        """``ostnet edit`` itself (its parser and ``run``) on the upload, with the page's controls."""
+        from ostnet.commands import edit
+
+        if not portrait:
+            raise gr.Error("upload a portrait first", print_exception=False)
+        session = request.session_hash or "api"
+        self.files.hold(session, portrait)
+        output = self.files.new_output().with_name("edited.png")
+        served = self.models[label]
+        argv = ["--source", portrait, "--checkpoint", str(served.path), "--output", str(output)]
+        try:
+            for option, value in zip(self.edit_options, values, strict=True):
+                converted = option.convert(value)
+                if option.kind == "bool":
+                    argv += [option.flag] if converted else []
+                elif converted is not None:
+                    argv += [option.flag, str(converted)]
+            args = command_parser("edit").parse_args([*argv, *(["--device", served.device] if served.device else [])])
+            edit.run(args)
+        except OstnetError as exc:
+            raise gr.Error(
+                for_user(str(exc), {portrait: "the portrait"}), duration=None, print_exception=False
+            ) from None
+        finally:
+            edited = self._publish(session, output)
+        return str(edited)
+
     def live_step(
         self, label: str, portrait: np.ndarray | None, frame: np.ndarray | None, request: gr.Request
     ) -> tuple[Any, str]:
@@ -266,13 +351,15 @@ class WebApp:
         inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()),
     )
 
-    def _signed(self, fn, extra: tuple[inspect.Parameter, ...] = ()):
+    def _signed(
+        self, fn, extra: tuple[inspect.Parameter, ...] = (), options=None, first=("model", "source", "driving")
+    ):
         """``fn(model, source, driving, *values, ...)`` with a signature that names every option, so that Gradio's
         API documents ``mode=...``, ``paste_back=...`` and lets optional ones be left out."""
 
         positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
-        params = [inspect.Parameter(name, positional) for name in ("model", "source", "driving")]
-        params += [inspect.Parameter(o.dest, positional, default=o.default) for o in self.options]
+        params = [inspect.Parameter(name, positional) for name in first]
+        params += [inspect.Parameter(o.dest, positional, default=web_default(o)) for o in options or self.options]
         signature = inspect.Signature([*params, *extra])
 
         def call(*args, **kwargs):

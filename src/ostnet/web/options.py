@@ -15,13 +15,14 @@ from typing import Any
 from ostnet.errors import OstnetError
 
 SERVER_SIDE = ("source", "driving", "checkpoint", "output", "frames", "device", "batch_size", "quiet")
+CONTROLS_GROUP = "pose and expression controls"  # the title the control flags are declared under (its start)
 
 
 @dataclass(frozen=True)
 class WebOption:
     """One option as a control: ``dest`` (the parsed name), ``flag`` (``--paste-back``), ``kind`` (``bool``,
-    ``choice``, ``int``, ``float``), ``default`` (None: not set unless given), ``choices``, ``help`` and the
-    ``group`` it is shown in."""
+    ``choice``, ``int``, ``float``, ``text``), ``default`` (None: not set unless given), ``choices``, ``help``
+    and the ``group`` it is shown in."""
 
     dest: str
     flag: str
@@ -35,6 +36,11 @@ class WebOption:
     def label(self) -> str:
         return self.flag.removeprefix("--").replace("-", " ")
 
+    @property
+    def is_control(self) -> bool:
+        """A pose/expression control (PECHead models)."""
+        return self.group.startswith(CONTROLS_GROUP)
+
     def convert(self, value: Any) -> Any:
         """A value from a page or an API call as the command line would parse it; empty = the default.
         ``OstnetError`` for a value the command line would refuse."""
@@ -46,6 +52,8 @@ class WebOption:
             if value not in self.choices:
                 raise OstnetError(f"{self.flag}: {value!r} is not one of {', '.join(self.choices)}")
             return value
+        if self.kind == "text":
+            return str(value).strip()
         number = int if self.kind == "int" else float
         try:
             converted = number(value.strip() if isinstance(value, str) else value)
@@ -58,13 +66,17 @@ class WebOption:
         return converted
 
 
-def animate_parser() -> argparse.ArgumentParser:
-    """The ``ostnet animate`` parser, as the command line registers it."""
-    from ostnet.commands import animate
+def command_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of ``ostnet NAME`` (``animate``, ``edit``), as the command line registers it."""
+    import importlib
 
     sub = argparse.ArgumentParser(prog="ostnet").add_subparsers()
-    animate.register(sub)
-    return sub.choices["animate"]
+    importlib.import_module(f"ostnet.commands.{name}").register(sub)
+    return sub.choices[name]
+
+
+def animate_parser() -> argparse.ArgumentParser:
+    return command_parser("animate")
 
 
 def _kind(action: argparse.Action) -> str:
@@ -72,16 +84,21 @@ def _kind(action: argparse.Action) -> str:
         return "bool"
     if action.choices:
         return "choice"
-    return "int" if action.type is int else "float"
+    return {int: "int", float: "float"}.get(action.type, "text")
 
 
 def animate_web_options() -> list[WebOption]:
     """Every ``ostnet animate`` option a visitor may set, in the command's order and groups."""
-    parser = animate_parser()
+    return web_options(animate_parser())
+
+
+def web_options(parser: argparse.ArgumentParser) -> list[WebOption]:
+    """A command's options a visitor may set: all but the server's own and those naming files."""
     options = []
     for group in parser._action_groups:
         for action in group._group_actions:
-            if not action.option_strings or action.dest in SERVER_SIDE or action.dest == "help":
+            server_side = action.dest in SERVER_SIDE or action.type is Path or action.dest == "help"
+            if not action.option_strings or server_side:
                 continue
             options.append(
                 WebOption(
@@ -112,4 +129,13 @@ def options_for(values: dict[str, Any], server: dict[str, Any]) -> Any:
     return options_from_args(args)
 
 
-__all__ = ["SERVER_SIDE", "WebOption", "animate_parser", "animate_web_options", "options_for"]
+__all__ = [
+    "CONTROLS_GROUP",
+    "SERVER_SIDE",
+    "WebOption",
+    "animate_parser",
+    "animate_web_options",
+    "command_parser",
+    "options_for",
+    "web_options",
+]
