@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -59,7 +60,8 @@ def call(guard, headers: dict, chunks: list[bytes] = (), method: str = "POST", d
     async def send(message):
         sent.append(message)
 
-    asyncio.run(guard(scope, receive, send))
+    with ThreadPoolExecutor(1) as pool:  # its own event loop (Playwright's may be running in this thread)
+        pool.submit(asyncio.run, guard(scope, receive, send)).result()
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:]).decode()
 
 
@@ -120,6 +122,7 @@ def test_every_animate_option_but_the_servers_is_offered():
     offered = {o.dest for o in animate_web_options()}
     parser = {a.dest for a in animate_parser()._actions if a.option_strings and a.dest != "help"}
     server_side = {"source", "driving", "checkpoint", "output", "frames", "device", "batch_size", "quiet"}
+    server_side |= {"runtime", "onnx_dir"}  # the server's own ONNX export
     files = {"pose_from", "expression_from", "recipe", "save_recipe"}  # paths on the server's disk
     assert parser - offered == server_side | files
     for wanted in (

@@ -14,7 +14,9 @@ from typing import Any
 
 from ostnet.errors import OstnetError
 
-SERVER_SIDE = ("source", "driving", "checkpoint", "output", "frames", "device", "batch_size", "quiet")
+SERVER_SIDE = (
+    "source", "driving", "checkpoint", "output", "frames", "device", "batch_size", "quiet", "runtime", "onnx_dir",
+)  # fmt: skip
 CONTROLS_GROUP = "pose and expression controls"  # the title the control flags are declared under (its start)
 
 
