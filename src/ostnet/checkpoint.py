@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 from ostnet import config as C
 from ostnet.errors import OstnetError
 from ostnet.io.atomic import atomic_write
+from ostnet.io.paths import check_readable
 from ostnet.models.ostnet import OSTNet, build_model
 
 FORMAT = "ostnet"
@@ -39,20 +40,49 @@ def save_checkpoint(model: OSTNet, path: str | os.PathLike, metadata: dict[str, 
 def read_config(path: str | os.PathLike) -> C.ModelConfig:
     """The ModelConfig stored in a checkpoint, with a clear error for anything that is not one."""
     path = Path(path)
-    if not path.is_file():
-        raise OstnetError(f"{path}: checkpoint not found")
+    check_readable(path, "checkpoint")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
+            shapes = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}  # header only, no data
     except (SafetensorError, OSError, ValueError) as exc:
         hint = " (a FOMM .pth.tar? convert it with `ostnet convert-fomm`)" if path.suffix in {".tar", ".pth"} else ""
-        raise OstnetError(f"{path}: not an ostnet checkpoint{hint}: {exc}") from None
+        raise OstnetError(f"{path}: not an ostnet checkpoint{hint}: {_first_line(exc)}") from None
     if meta.get("format") != FORMAT or "model_config" not in meta:
         raise OstnetError(f"{path}: a safetensors file without an ostnet model config in its metadata")
     try:
-        return C.from_dict(C.ModelConfig, json.loads(meta["model_config"]))
-    except (ValueError, TypeError) as exc:
-        raise OstnetError(f"{path}: its model config is invalid: {exc}") from None
+        cfg = C.from_dict(C.ModelConfig, json.loads(meta["model_config"]))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise OstnetError(f"{path}: its model config is invalid: {_first_line(exc)}") from None
+    _check_shapes(path, cfg, shapes)
+    return cfg
+
+
+def _check_shapes(path: Path, cfg: C.ModelConfig, stored: dict[str, tuple[int, ...]]) -> None:
+    """Refuse a config that does not describe the tensors the file carries, before any memory is allocated:
+    the model is built on the ``meta`` device (shapes only) and its state dict compared with the header."""
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in build_model(cfg).state_dict().items()}
+    except (ValueError, TypeError, RuntimeError, ZeroDivisionError, OverflowError) as exc:
+        raise OstnetError(f"{path}: its model config cannot be built: {_first_line(exc)}") from None
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    if missing or unexpected:
+        raise OstnetError(
+            f"{path}: the model config does not match the stored tensors: {len(missing)} missing "
+            f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})"
+        )
+    for key, shape in expected.items():
+        if stored[key] != shape:
+            raise OstnetError(
+                f"{path}: the model config does not match the stored tensors: {key} is stored as "
+                f"{list(stored[key])}, the config asks for {list(shape)}"
+            )
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 def load_weights_into(model: OSTNet, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from ostnet import __version__
-from ostnet.errors import OstnetError
+from ostnet.errors import OstnetError, Terminated, interrupt_exit_code
 
 COMMANDS = [
     "presets",
@@ -48,14 +50,27 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
+    _terminate_like_interrupt()
     try:
         return int(args.handler(args) or 0)
     except OstnetError as exc:
         print(f"ostnet {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"ostnet {args.command}: interrupted; no partial output was kept", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"ostnet {args.command}: {what}; no partial output was kept", file=sys.stderr)
+        return interrupt_exit_code(exc)
+
+
+def _terminate_like_interrupt() -> None:
+    """SIGTERM raises ``Terminated`` (a KeyboardInterrupt) in the main thread: the clean-up that Ctrl-C runs
+    (temporary files and folders removed, a training run's checkpoint kept) also runs on ``kill``."""
+
+    def terminate(signum, frame) -> None:
+        raise Terminated
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, terminate)
 
 
 if __name__ == "__main__":

@@ -69,15 +69,9 @@ def convert_fomm_checkpoint(path: str | os.PathLike) -> tuple[ModelConfig, dict[
 
 def load_fomm_parts(path: Path) -> dict[str, dict[str, Tensor]]:
     """The ``kp_detector`` and ``generator`` state dicts of a FOMM file, with ``module.`` prefixes removed."""
-    if not path.is_file():
-        raise OstnetError(f"{path}: file not found")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load raises many types (KeyError, pickle, zip, EOF) for bad files
-        # Its messages are long (weights_only advice) or cryptic (``KeyError(101)``): name the type only.
-        raise OstnetError(
-            f"{path}: not a PyTorch checkpoint readable with weights_only=True ({type(exc).__name__})"
-        ) from None
+    from ostnet.io.tensors import load_trusted
+
+    checkpoint = load_trusted(path, "FOMM checkpoint")
     if not isinstance(checkpoint, dict):
         raise OstnetError(f"{path}: not a FOMM checkpoint (top level is {type(checkpoint).__name__}, not a dict)")
     missing = [part for part in _PARTS if not isinstance(checkpoint.get(part), dict)]

@@ -160,7 +160,7 @@ def test_failed_pair_is_recorded_with_a_reason(assets, tmp_path, blend):
     broken.write_bytes(b"not a png at all")
     listing = tmp_path / "pairs.csv"
     listing.write_text(f"source,driving,frame\n{frames[0]},{frames[1]},\n{frames[0]},{broken},\n")
-    (s,) = E.run_evaluation(_cfg(assets, tmp_path / "out", pairs_csv=str(listing), metric_size=64))
+    (s,) = E.run_evaluation(_cfg(assets, tmp_path / "out", pairs_csv=str(listing), metric_size=64, allow_outside=True))
     assert s.pairs_evaluated == 1 and s.pairs_failed == 1
     failed = _rows(tmp_path / "out" / "tiny0" / "per_pair.csv")[1]
     assert failed["status"] == "failed" and "not an image" in failed["reason"] and failed["ssim"] == ""

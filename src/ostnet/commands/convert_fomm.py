@@ -40,9 +40,11 @@ def default_output(checkpoint: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     from ostnet.checkpoint import save_checkpoint
     from ostnet.convert_fomm import convert_fomm_checkpoint, describe
+    from ostnet.io.paths import check_outputs
     from ostnet.models.ostnet import build_model, count_parameters
 
     output = args.output if args.output is not None else default_output(args.checkpoint)
+    check_outputs({"the FOMM checkpoint": args.checkpoint}, {"--output": output})
     cfg, state = convert_fomm_checkpoint(args.checkpoint)
     model = build_model(cfg)
     model.load_state_dict(state, strict=True)

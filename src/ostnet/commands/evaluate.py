@@ -33,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", required=True, metavar="DIR", help="folder for the results")
     parser.add_argument("--split", default="test", help="split folder to evaluate on (test)")
     parser.add_argument("--pairs", metavar="CSV", help="use this pair list (DaGAN format) instead of sampling")
+    parser.add_argument(
+        "--allow-outside", action="store_true", help="let --pairs name frames outside the dataset folder"
+    )
     parser.add_argument("--num-pairs", type=int, default=2083, metavar="N", help="pairs to sample (2083)")
     parser.add_argument("--num-videos", type=int, default=100, metavar="N", help="videos to sample from (100)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
@@ -75,6 +78,7 @@ def config_from_args(args: argparse.Namespace):
         checkpoints=tuple(args.checkpoint),
         split=args.split,
         pairs_csv=args.pairs,
+        allow_outside=args.allow_outside,
         sampling=sampling,
         batch_size=args.batch_size,
         device=args.device,
@@ -114,13 +118,13 @@ def run(args: argparse.Namespace) -> int:
     _check_numbers(args)
     try:
         summaries = run_evaluation(config_from_args(args))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from ostnet.errors import Terminated, interrupt_exit_code
+
         kept = Path(args.output) / "<checkpoint>" / "per_pair.csv"
-        print(
-            f"ostnet evaluate: interrupted; finished pairs are kept in {kept}; rerun to resume",
-            file=sys.stderr,
-        )
-        return 130
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"ostnet evaluate: {what}; finished pairs are kept in {kept}; rerun to resume", file=sys.stderr)
+        return interrupt_exit_code(exc)
     print((Path(args.output) / "results.md").read_text(encoding="utf-8"), end="")
     failed = sum(s.pairs_failed for s in summaries)
     if failed:

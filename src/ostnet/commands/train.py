@@ -21,7 +21,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ostnet.errors import OstnetError
+from ostnet.errors import OstnetError, Terminated, interrupt_exit_code
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -101,13 +101,18 @@ def run(args: argparse.Namespace) -> int:
         print(trainer.init_report.summary(), file=sys.stderr)
     try:
         final = trainer.fit()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if trainer.dist.is_main:
-            latest = trainer.folder.latest()
-            where = f"checkpoint of step {latest.step} kept" if latest else "no checkpoint yet"
-            print(f"ostnet train: interrupted at step {trainer.progress.step} ({where}); continue with "
-                  f"`ostnet train --output {args.output} --resume`", file=sys.stderr)  # fmt: skip
-        return 130
+            latest = trainer.folder.latest() if trainer.folder.root.is_dir() else None
+            what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+            step = trainer.progress.step
+            if latest is None:
+                line = f"{what} at step {step}, before the first checkpoint; nothing was kept"
+            else:
+                line = (f"{what} at step {step} (checkpoint of step {latest.step} kept); "
+                        f"continue with `ostnet train --output {args.output} --resume`")  # fmt: skip
+            print(f"ostnet train: {line}", file=sys.stderr)
+        return interrupt_exit_code(exc)
     finally:
         cleanup_distributed(trainer.dist)
     if trainer.dist.is_main:

@@ -173,7 +173,8 @@ class TrainingPair(NamedTuple):
     target: the driving frame before it, I_D, the ground truth. alpha, beta: the augmentation's height and
     width factors (float32 tensors, 1 when augmentation is off). index: the dataset index. coefficients:
     (2, COEFFICIENT_DIM) face coefficients R of (source, target) from the clip's ``coefficients.npz`` (NaN rows
-    where unknown) when the dataset was asked for them (PECHead), else (2, 0).
+    where unknown) when the dataset was asked for them (PECHead), else (2, 0). skipped: how many unreadable
+    pairs were skipped before this one was drawn; skipped_file: the last file that failed ("").
     """
 
     source: Tensor
@@ -183,6 +184,8 @@ class TrainingPair(NamedTuple):
     beta: Tensor
     index: int
     coefficients: Tensor | None = None
+    skipped: int = 0
+    skipped_file: str = ""
 
 
 class PairDataset(Dataset[TrainingPair]):
@@ -281,16 +284,18 @@ class PairDataset(Dataset[TrainingPair]):
         rng = self.generator_for(index)
         group = self._groups[index % len(self._groups)]
         last_error: Exception | None = None
-        for _ in range(self.max_retries):
+        bad_file = ""
+        for attempt in range(self.max_retries):
             entry = group[int(rng.integers(len(group)))]
             try:
                 frames, indices = self._read_pair(entry, rng)
             except (OstnetError, OSError, ValueError, EOFError) as exc:
-                self._record_skip(entry, exc)
+                bad_file = str(self._record_skip(entry, exc))
                 last_error = exc
                 group = self._groups[int(rng.integers(len(self._groups)))]  # retry anywhere
                 continue
-            return self._make_pair(frames, rng, index, self._pair_coefficients(entry, indices))
+            pair = self._make_pair(frames, rng, index, self._pair_coefficients(entry, indices))
+            return pair._replace(skipped=attempt, skipped_file=bad_file)
         raise OstnetError(
             f"{self.root / self.split}: {self.max_retries} training pairs in a row were unreadable (last: {last_error})"
         )
@@ -319,15 +324,18 @@ class PairDataset(Dataset[TrainingPair]):
             return torch.full((2, COEFFICIENT_DIM), float("nan"))
         return torch.from_numpy(table[indices].copy())
 
-    def _record_skip(self, entry: VideoEntry, exc: Exception) -> None:
+    def _record_skip(self, entry: VideoEntry, exc: Exception) -> Path:
+        """Count a skip and return the bad file; warn once per file, and only outside DataLoader workers
+        (each worker would repeat it; the Trainer reports the workers' skips once per epoch instead)."""
         self.num_skipped += 1
         self._lengths.pop(entry.path, None)
         message = str(exc)
         # OstnetError messages start with "<file>: ", naming the bad frame rather than the whole video.
         bad = Path(message.split(":", 1)[0]) if isinstance(exc, OstnetError) and ":" in message else entry.path
-        if bad not in self.skipped_files:
+        if bad not in self.skipped_files and torch.utils.data.get_worker_info() is None:
             warnings.warn(f"skipping an unreadable training pair: {message}", RuntimeWarning, stacklevel=3)
         self.skipped_files.add(bad)
+        return bad
 
     def _make_pair(
         self, frames: list[np.ndarray], rng: np.random.Generator, index: int, coefficients: Tensor | None = None

@@ -43,6 +43,7 @@ from ostnet.face.crop import (
 )
 from ostnet.face.detector import FaceBox, FaceDetector
 from ostnet.io.atomic import AtomicFolder, atomic_output, remove_temporaries
+from ostnet.io.paths import check_outputs, check_readable
 from ostnet.io.video import VideoInfo, iter_frames, probe_video
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".gif", ".avi", ".m4v")
@@ -348,6 +349,10 @@ def prepare_dataset(
     """
     from tqdm import tqdm
 
+    check_outputs({f"input {path}": path for path in inputs}, {"--output": dataset}, folders=("--output",))
+    for path in inputs:
+        if Path(path).is_dir():  # a missing or broken video file is skipped and reported; a folder must open
+            check_readable(path, "input folder", folder=True)
     jobs = plan_jobs(collect_videos(inputs), cfg)
     done: list[JobResult] = []
     bar = tqdm(total=len(jobs), unit="video", desc="prepare", disable=not progress)

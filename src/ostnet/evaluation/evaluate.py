@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from ostnet.augment import driving_as_fed
+from ostnet.checkpoint import read_config
 from ostnet.errors import OstnetError
 from ostnet.evaluation import face_metrics as FM
 from ostnet.evaluation import metrics as M
@@ -52,6 +53,7 @@ from ostnet.evaluation.report import (
 )
 from ostnet.io import atomic_output
 from ostnet.io.image import load_image, save_image, to_uint8
+from ostnet.io.paths import check_outputs
 
 
 @dataclass
@@ -64,6 +66,7 @@ class EvalConfig:
     checkpoints: tuple[str, ...] = ()
     split: str = "test"
     pairs_csv: str | None = None  # a user-supplied list in DaGAN's format instead of sampling
+    allow_outside: bool = False  # let pairs_csv name frames outside the dataset folder
     sampling: P.SamplingOptions = field(default_factory=P.SamplingOptions)
     batch_size: int | None = None  # None = sized to the device (Animator.batch_size)
     device: str = "cpu"
@@ -177,7 +180,7 @@ def _pairs_from_csv(cfg: EvalConfig) -> list[P.Pair]:
         raise OstnetError(
             f"{cfg.pairs_csv}: has alpha,beta columns (a different-scale list); use --protocol different-scale"
         )
-    P.validate_pairs(pairs, cfg.data, str(cfg.pairs_csv))
+    P.validate_pairs(pairs, cfg.data, str(cfg.pairs_csv), allow_outside=cfg.allow_outside)
     if cfg.protocol == "different-scale" and not scaled:
         opts = cfg.sampling
         pairs = P.make_different_scale(pairs, opts.delta, opts.variants, opts.seed)
@@ -395,9 +398,12 @@ def run_evaluation(cfg: EvalConfig) -> list[CheckpointSummary]:
     P.check_protocol(cfg.protocol)
     if not cfg.checkpoints:
         raise OstnetError("no --checkpoint given")
+    inputs = {"--data": cfg.data, "--pairs": cfg.pairs_csv, "--lpips-alexnet": cfg.lpips_alexnet}
+    inputs["--lpips-linear"] = cfg.lpips_linear
+    inputs.update({f"--checkpoint #{i + 1}": c for i, c in enumerate(cfg.checkpoints)})
+    check_outputs(inputs, {"--output": cfg.output}, folders=("--output",))
     for checkpoint in cfg.checkpoints:
-        if not Path(checkpoint).is_file():
-            raise OstnetError(f"{checkpoint}: checkpoint not found")
+        read_config(checkpoint)  # validate every checkpoint (config and tensor shapes) before writing anything
     if cfg.batch_size is not None and cfg.batch_size < 1:
         raise OstnetError(f"--batch-size must be at least 1, got {cfg.batch_size}")
     analyzer = FM.get_face_analyzer(cfg.face) if cfg.face_metrics else None  # fails early without dlib models

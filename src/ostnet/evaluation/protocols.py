@@ -35,6 +35,7 @@ against the dataset root. Sampling is deterministic in ``seed`` (NumPy's PCG64 `
 from __future__ import annotations
 
 import csv
+import math
 import os
 import re
 from collections import OrderedDict
@@ -58,6 +59,7 @@ from ostnet.data.dataset import (
 from ostnet.data.transforms import resize_image
 from ostnet.errors import OstnetError
 from ostnet.io.image import IMAGE_SUFFIXES, to_tensor
+from ostnet.io.paths import check_readable
 
 PROTOCOLS = ("same-scale", "different-scale", "reconstruction", "cross-identity")
 GROUND_TRUTH_PROTOCOLS = ("same-scale", "different-scale", "reconstruction")
@@ -301,10 +303,13 @@ def write_pairs_csv(path: str | os.PathLike, pairs: Sequence[Pair]) -> Path:
 def read_pairs_csv(path: str | os.PathLike, require_scale: bool = False) -> list[Pair]:
     """Read a pair list; ids are row numbers. OstnetError for a missing file or a malformed header/row."""
     path = Path(path)
-    if not path.is_file():
-        raise OstnetError(f"{path}: pair list not found")
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.reader(handle))
+    check_readable(path, "pair list")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.reader(handle))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        reason = str(exc).split(":")[0] if isinstance(exc, UnicodeDecodeError) else str(exc)
+        raise OstnetError(f"{path}: not a text CSV pair list ({reason})") from None
     if not rows or [c.strip() for c in rows[0][:3]] != HEADER:
         raise OstnetError(f"{path}: expected the header 'source,driving,frame' (DaGAN's format)")
     header = [c.strip() for c in rows[0]]
@@ -323,23 +328,32 @@ def read_pairs_csv(path: str | os.PathLike, require_scale: bool = False) -> list
                 alpha, beta = (float(row[header.index(c)]) for c in SCALE_COLUMNS)
             except (ValueError, IndexError):
                 raise OstnetError(f"{path}: line {line}: alpha and beta must be numbers") from None
-            if alpha <= 0 or beta <= 0:
-                raise OstnetError(f"{path}: line {line}: alpha and beta must be positive")
+            if not (math.isfinite(alpha) and math.isfinite(beta) and alpha > 0 and beta > 0):
+                raise OstnetError(f"{path}: line {line}: alpha and beta must be positive finite numbers")
         pairs.append(Pair(len(pairs), row[0].strip(), row[1].strip(), alpha, beta))
     if not pairs:
         raise OstnetError(f"{path}: the pair list has no pairs")
     return pairs
 
 
-def validate_pairs(pairs: Sequence[Pair], root: str | os.PathLike | None, origin: str) -> None:
-    """Check that every frame a pair list names exists (each video probed once); OstnetError otherwise."""
+def validate_pairs(
+    pairs: Sequence[Pair], root: str | os.PathLike | None, origin: str, allow_outside: bool = False
+) -> None:
+    """Check that every frame a pair list names exists (each video probed once) and, unless
+    ``allow_outside``, lies inside the dataset folder ``root``; OstnetError otherwise."""
     counts: dict[Path, int] = {}
+    inside = None if allow_outside or root is None else Path(os.path.abspath(root))
     for pair in pairs:
         for text in (pair.source, pair.driving):
             try:
                 ref = parse_frame_ref(text, root)
             except OstnetError as exc:
                 raise OstnetError(f"{origin}: pair {pair.pair_id}: {exc}") from None
+            if inside is not None and not Path(os.path.abspath(ref.entry.path)).is_relative_to(inside):
+                raise OstnetError(
+                    f"{origin}: pair {pair.pair_id}: {text} is outside the dataset {root}; "
+                    "pass --allow-outside to read frames from anywhere"
+                )
             if ref.entry.kind == "frames":
                 continue
             if ref.entry.path not in counts:

@@ -169,15 +169,30 @@ class PairJournal:
 
 
 def checkpoint_labels(paths: Sequence[str]) -> list[str]:
-    """Folder/table names for checkpoints: the file stem, made unique with -2, -3, ..."""
+    """Folder/table names for checkpoints: the file stem; checkpoints that share a stem (two runs'
+    ``final.safetensors``) are told apart by the nearest folders in which their paths differ
+    (``runs/a/final``, ``runs/b/final`` -> ``a-final``, ``b-final``); the same file twice gets -2, -3, ..."""
+    absolute = [Path(os.path.abspath(p)) for p in paths]
     labels: list[str] = []
-    for path in paths:
-        stem, n = Path(path).stem, 2
-        label = stem
+    for path in absolute:
+        stem, n = path.stem, 2
+        label = _distinguishing_label(path, [q for q in absolute if q.stem == path.stem])
         while label in labels:
             label, n = f"{stem}-{n}", n + 1
         labels.append(label)
     return labels
+
+
+def _distinguishing_label(path: Path, group: list[Path]) -> str:
+    if len(set(group)) < 2:
+        return path.stem
+    for depth in range(1, len(path.parent.parts) + 1):
+        tails = [q.parent.parts[-depth:] for q in group]
+        if len({tail for tail in tails if len(tail) == depth}) == len(set(group)):
+            mine = path.parent.parts[-depth:]
+            differing = [part for i, part in enumerate(mine) if len({t[i] for t in tails if len(t) == depth}) > 1]
+            return "-".join([*differing, path.stem])
+    return path.stem
 
 
 def bind_checkpoint_folder(folder: Path, checkpoint: str) -> None:

@@ -41,6 +41,7 @@ from ostnet.inference.faces import CropOptions, DrivingCrop, DrivingVideo, Sourc
 from ostnet.inference.paste import Composer
 from ostnet.inference.timing import StageTimes, Stopwatch
 from ostnet.io.image import FrameFolder, to_tensor
+from ostnet.io.paths import check_outputs, removing_new_folders
 from ostnet.io.video import VideoWriter, probe_video
 
 MODES = ("auto", "anchor-free", "relative", "absolute", "best-frame")
@@ -130,6 +131,7 @@ class AnimationJob:
     warnings: list[str] = field(default_factory=list)
     best: int | None = None
     tracks: tuple[Tensor | None, Tensor | None] = (None, None)  # pose / expression coefficients per frame
+    not_finite: int = 0  # frames whose model output held NaN or infinite values
 
     @classmethod
     def open(
@@ -138,18 +140,20 @@ class AnimationJob:
         animator: Animator | None = None,
         on_frames: Callable[[int], None] | None = None,
     ) -> AnimationJob:
-        """Check the options, probe the driving video, load the model and crop the source (in this order)."""
+        """Check the options, probe the driving video, load the model and crop the source (in this order),
+        then create the outputs."""
         _check_options(options)
         if animator is not None and options.mode == "best-frame" and animator.mode != "relative":
             raise ValueError(f"best-frame mode needs an Animator in relative mode, got {animator.mode!r}")
         info = probe_video(options.driving)
         total = info.num_frames if options.max_frames is None else min(info.num_frames, options.max_frames)
-        audio = None if options.driving.is_dir() else options.driving
-        writer = VideoWriter(options.output, info.fps, audio_from=audio, crf=options.crf)
-        folder = FrameFolder(options.frames_dir) if options.frames_dir is not None else None
         animator = animator if animator is not None else load_animator(options)
         source = prepare_source(options.source, options.crop, animator.image_size)
         animator.set_source(to_tensor(source.crop)[None])
+        # every input is checked; only now are the outputs (and their missing folders) created
+        audio = None if options.driving.is_dir() else options.driving
+        writer = VideoWriter(options.output, info.fps, audio_from=audio, crf=options.crf)
+        folder = FrameFolder(options.frames_dir) if options.frames_dir is not None else None
         watch = Stopwatch()
         tracks = driver_tracks(options, animator, total)
         driving = DrivingVideo(options.driving, options.crop, animator.image_size, total, watch)
@@ -188,6 +192,7 @@ class AnimationJob:
                 with watch("model"):
                     frames = to_tensor(np.stack([item.crop for item in batch]))
                     faces = self.animator.animate(frames, **self._drivers(done, len(batch))).prediction
+                    self.not_finite += int((~torch.isfinite(faces).flatten(1).all(dim=1)).sum())
                 done += len(batch)
                 with watch("encode"):
                     for frame in compose(batch, faces):
@@ -211,6 +216,12 @@ class AnimationJob:
         """What the run did (after ``encode``), taking ``seconds`` in all."""
         missing = self.driving.missing
         warnings = list(self.warnings)
+        if self.not_finite:
+            frames, checkpoint = self.writer.frames_written, self.options.checkpoint or "the model"
+            warnings.append(
+                f"the model's output is not finite (NaN or infinite values) in {self.not_finite} of {frames} "
+                f"frames; check {checkpoint}"
+            )
         if missing:
             warnings.append(
                 f"{self.options.driving}: no usable face in {missing} of {self.total} frames; kept the last crop"
@@ -248,9 +259,10 @@ def animate_video(
     Raises ``OstnetError`` ("<file>: <problem>") for any bad input; the output then does not exist.
     """
     start = time.perf_counter()
-    job = AnimationJob.open(options, animator, on_frames)
-    with job.driving:
-        job.encode(job.crops())
+    with removing_new_folders(options.output, options.frames_dir):  # a failed run leaves no new folder
+        job = AnimationJob.open(options, animator, on_frames)
+        with job.driving:
+            job.encode(job.crops())
     return job.summary(time.perf_counter() - start)
 
 
@@ -264,6 +276,9 @@ def _check_options(options: AnimateOptions) -> None:
     crop = options.crop
     if crop.face_index < 0 or crop.driving_face_index < 0:
         raise OstnetError("--face-index must be 0 (largest face) or more")
+    for flag, value in (("--margin", crop.margin), ("--min-face", crop.min_face), ("--smooth", crop.smooth_sigma)):
+        if not np.isfinite(value):
+            raise OstnetError(f"{flag}: must be a finite number, got {value}")
     if crop.margin <= -1 or crop.min_face < 0 or crop.smooth_sigma < 0:
         raise OstnetError("--margin must be > -1, --min-face and --smooth must be >= 0")
     if options.device == "mps" and not torch.backends.mps.is_available():
@@ -276,6 +291,10 @@ def _check_options(options: AnimateOptions) -> None:
         raise OstnetError("--motion-smooth works with --runtime torch only")
     if options.runtime == "onnx" and (options.controls != Controls() or options.pose_from or options.expression_from):
         raise OstnetError("pose and expression controls work with --runtime torch only")
+    inputs = {"--source": options.source, "--driving": options.driving, "--checkpoint": options.checkpoint}
+    inputs.update({"--pose-from": options.pose_from, "--expression-from": options.expression_from})
+    inputs["--onnx-dir"] = options.onnx_dir
+    check_outputs(inputs, {"--output": options.output, "--frames": options.frames_dir}, folders=("--frames",))
 
 
 def load_animator(options: AnimateOptions) -> Animator:

@@ -16,6 +16,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ostnet.errors import OstnetError
 from ostnet.io.atomic import AtomicFolder, atomic_output
+from ostnet.io.limits import check_pixels
+from ostnet.io.paths import check_readable
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 _HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -29,19 +31,23 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     truncated / corrupt image.
     """
     path = Path(path)
-    if not path.exists():
-        raise OstnetError(f"{path}: no such file")
-    if path.is_dir():
-        raise OstnetError(f"{path}: is a folder, expected an image file")
+    check_readable(path, "image", missing="no such file")
     try:
         with Image.open(path) as img:
+            check_pixels(path, *img.size)
             img.load()
             img = ImageOps.exif_transpose(img)
             return _to_rgb_array(img)
     except UnidentifiedImageError:
         raise OstnetError(f"{path}: not an image (unrecognised format)") from None
+    except Image.DecompressionBombError as exc:
+        raise OstnetError(f"{path}: image too large to decode ({_first_sentence(exc)})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise OstnetError(f"{path}: corrupt or truncated image ({exc})") from None
+
+
+def _first_sentence(exc: BaseException) -> str:
+    return str(exc).split(",")[0].strip()
 
 
 def _to_rgb_array(img: Image.Image) -> np.ndarray:

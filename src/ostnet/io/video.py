@@ -20,6 +20,8 @@ import numpy as np
 from ostnet.errors import OstnetError
 from ostnet.io.atomic import AtomicFile
 from ostnet.io.image import IMAGE_SUFFIXES, load_image
+from ostnet.io.limits import check_frame_count, check_pixels
+from ostnet.io.paths import check_readable
 
 # Audio codecs copied as they are (every mp4 player decodes them); anything else is transcoded to AAC.
 _REMUX_AUDIO = {"aac", "mp3", "mp3float"}
@@ -43,9 +45,8 @@ def _frame_files(folder: Path) -> list[Path]:
 
 
 def _open(path: Path) -> av.container.InputContainer:
-    if not path.exists():
-        raise OstnetError(f"{path}: no such file")
-    if path.is_file() and path.stat().st_size == 0:
+    check_readable(path, "video", missing="no such file")
+    if path.stat().st_size == 0:
         raise OstnetError(f"{path}: empty file, not a video")
     try:
         return av.open(str(path), mode="r")
@@ -83,11 +84,13 @@ def probe_video(path: str | os.PathLike[str], folder_fps: float = 25.0) -> Video
         return _probe_folder(path, folder_fps)
     with _open(path) as container:
         stream = _video_stream(container, path)
+        check_pixels(path, stream.codec_context.width, stream.codec_context.height, "frame")
         has_audio = bool(container.streams.audio)
         fps = _stream_fps(stream)
         shown, demuxed = _count_packets(container, stream, path)
         if shown == 0:
             raise OstnetError(f"{path}: the video stream has zero frames")
+        check_frame_count(path, shown)
         if stream.frames and demuxed < stream.frames:
             raise OstnetError(
                 f"{path}: corrupt or truncated (index lists {stream.frames} frames, data holds {demuxed})"
@@ -116,10 +119,13 @@ def _count_packets(
 
 
 def _probe_folder(folder: Path, fps: float) -> VideoInfo:
+    check_readable(folder, "folder of frames", folder=True)
     files = _frame_files(folder)
     if not files:
         raise OstnetError(f"{folder}: folder holds no frames (png/jpg)")
+    check_frame_count(folder, len(files))
     height, width = load_image(files[0]).shape[:2]
+    check_pixels(files[0], width, height, "frame")
     return VideoInfo(folder, width, height, float(fps), len(files), len(files) / fps, False)
 
 
@@ -151,6 +157,7 @@ def iter_frames_from(
         for packet in container.demux(stream):
             packets += packet.size > 0
             for frame in packet.decode():  # the final empty packet flushes the decoder
+                check_pixels(path, frame.width, frame.height, "frame")
                 yield _upright(frame)
                 index += 1
     except av.FFmpegError as exc:
@@ -366,10 +373,14 @@ class VideoWriter:
             frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
         video_frame.pts = self._frames_written
-        self._container.mux(self._stream.encode(video_frame))
-        self._frames_written += 1
-        if self._audio is not None:
-            self._audio.feed_until(float(self._frames_written / self._rate))
+        try:
+            self._container.mux(self._stream.encode(video_frame))
+            self._frames_written += 1
+            if self._audio is not None:
+                self._audio.feed_until(float(self._frames_written / self._rate))
+        except (av.FFmpegError, OSError) as exc:
+            self.abort()
+            raise OstnetError(f"{self.path}: cannot write ({_reason(exc)})") from None
 
     def close(self) -> None:
         """Flush the encoders and move the finished file onto ``path``. Idempotent."""
@@ -384,6 +395,9 @@ class VideoWriter:
                 self._audio.finish(float(self._frames_written / self._rate))
             self._container.close()
             self._file.commit()
+        except (av.FFmpegError, OSError) as exc:
+            self.abort()
+            raise OstnetError(f"{self.path}: cannot write ({_reason(exc)})") from None
         except BaseException:
             self.abort()
             raise

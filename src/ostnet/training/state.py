@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import random
+import re
+import shutil
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -27,9 +29,15 @@ import torch
 from ostnet import config as C
 from ostnet.errors import OstnetError
 from ostnet.io.atomic import atomic_write, remove_temporaries
+from ostnet.io.tensors import load_trusted
 
 STATE_FORMAT = "ostnet-train-state"
 STATE_VERSION = 1
+STATE_KEYS = ("format", "progress", "optimizer", "scheduler", "scaler", "rng", "model_config")
+MARKER = ".ostnet-run"  # written into every run folder: a new run may reuse a folder only when it holds this
+MARKER_TEXT = "This folder is an ostnet training run (ostnet train); ostnet may replace the files it wrote here.\n"
+# Pruning deletes only checkpoint files named as ``save`` names them (temporaries: ``io.atomic.is_temporary``).
+_OWN_CHECKPOINT = re.compile(r"^step_\d{8}\.(safetensors|state\.pt|ema\.safetensors)$")
 
 
 class Progress(NamedTuple):
@@ -115,12 +123,47 @@ class RunFolder:
         """The trained (not averaged) weights, written beside final.safetensors when that holds the EMA."""
         return self.root / "final.raw.safetensors"
 
+    @property
+    def marker_path(self) -> Path:
+        return self.root / MARKER
+
+    def check_new_run(self) -> bool:
+        """Raise OstnetError unless a new run may start here: the folder is missing, empty or made by ostnet
+        (it holds the ``.ostnet-run`` marker). Returns True when the folder is missing or empty."""
+        if self.root.exists() and not self.root.is_dir():
+            raise OstnetError(f"{self.root}: --output is a file, expected a run folder")
+        try:
+            empty = not self.root.exists() or not any(self.root.iterdir())
+        except OSError as exc:
+            raise OstnetError(f"{self.root}: cannot read the folder ({exc.strerror or exc})") from None
+        if not empty and not self.marker_path.is_file():
+            raise OstnetError(
+                f"{self.root}: exists, is not empty and is not an ostnet run folder; "
+                "give a new or empty --output folder so that nothing of yours is overwritten"
+            )
+        return empty
+
     def create(self) -> None:
         for folder in (self.root, self.checkpoint_dir, self.root / "samples", self.root / "tensorboard"):
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise OstnetError(f"{folder}: cannot create the run folder ({exc.strerror})") from None
+        if not self.marker_path.is_file():
+            atomic_write(self.marker_path, lambda tmp: Path(tmp).write_text(MARKER_TEXT))
+
+    def remove_new(self) -> None:
+        """Undo ``create`` and everything a run wrote before its first checkpoint, touching only the names
+        ostnet writes (used when a run in a fresh folder fails before it saved anything)."""
+        for name in ("samples", "tensorboard", "checkpoints"):
+            shutil.rmtree(self.root / name, ignore_errors=True)
+        for name in ("config.json", MARKER, "final.safetensors", "final.raw.safetensors"):
+            (self.root / name).unlink(missing_ok=True)
+        self.remove_stale_temporaries()
+        try:
+            self.root.rmdir()  # only when nothing else is left
+        except OSError:
+            pass
 
     def write_config(self, cfg: C.TrainConfig) -> None:
         text = C.to_json(cfg) + "\n"
@@ -186,21 +229,22 @@ class RunFolder:
         return files
 
     def _prune(self, keep: set[str]) -> None:
-        steps = sorted({p.name.split(".")[0] for p in self.checkpoint_dir.glob("step_*")})
+        ours = [p for p in self.checkpoint_dir.glob("step_*") if _OWN_CHECKPOINT.match(p.name)]
+        steps = sorted({p.name.split(".")[0] for p in ours})
         for stem in steps[: max(0, len(steps) - self.keep_last)]:
-            for path in self.checkpoint_dir.glob(f"{stem}.*"):
-                if path.name not in keep:
+            for path in ours:
+                if path.name.split(".")[0] == stem and path.name not in keep:
                     path.unlink(missing_ok=True)
 
 
 def load_training_state(path: Path) -> dict[str, Any]:
     """Read a state file written by ``RunFolder.save`` (``weights_only`` unpickling)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
-        raise OstnetError(f"{path}: unreadable training state ({exc.__class__.__name__}: {exc})") from None
+    state = load_trusted(path, "ostnet training state")
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise OstnetError(f"{path}: not an ostnet training-state file")
+    missing = [key for key in STATE_KEYS if key not in state]
+    if missing:
+        raise OstnetError(f"{path}: incomplete ostnet training state (missing {', '.join(missing)})")
     return state
 
 

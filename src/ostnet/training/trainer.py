@@ -33,6 +33,7 @@ from ostnet.checkpoint import load_weights_into, save_checkpoint
 from ostnet.data.dataset import PairDataset, TrainingPair
 from ostnet.errors import OstnetError
 from ostnet.io.atomic import atomic_write
+from ostnet.io.paths import check_outputs
 from ostnet.losses.objective import LossTerms, Objective
 from ostnet.models.ostnet import build_model
 from ostnet.models.outputs import ModelOutput
@@ -215,6 +216,19 @@ def _batches(loader: DataLoader) -> Iterator[TrainingPair]:
         yield batch
 
 
+class _Skips:
+    """Unreadable pairs skipped by the data loader during one epoch (counted from the batches)."""
+
+    def __init__(self) -> None:
+        self.count, self.example = 0, ""
+
+    def add(self, batch: TrainingPair) -> None:
+        skipped = batch.skipped
+        self.count += int(skipped.sum()) if isinstance(skipped, Tensor) else int(skipped)
+        files = batch.skipped_file if isinstance(batch.skipped_file, list | tuple) else [batch.skipped_file]
+        self.example = self.example or next((f for f in files if f), "")
+
+
 class Trainer:
     """Trains ``cfg.model`` on ``cfg.data`` into ``run_dir``; see the module docstring.
 
@@ -253,6 +267,7 @@ class Trainer:
         self.dist: DistInfo = setup_distributed(device)
         configure_backends(cfg.deterministic)
         self.folder = RunFolder(run_dir)
+        check_outputs({"--data": cfg.data.root or None}, {"--output": run_dir}, folders=("--output",))
         resume_from = self._check_folder(resume)
         self.dataset = dataset if dataset is not None else build_dataset(cfg)
         self.sampler = ShardedSampler(
@@ -274,6 +289,7 @@ class Trainer:
             self.adversary = Adversary(cfg.gan, cfg.model.num_channels, self.dist, cfg.precision)
         self.ema = ModelEMA(self.raw_model, cfg.ema_decay) if cfg.ema_decay is not None else None
         self.progress = Progress()
+        self.skipped_total = 0  # unreadable training pairs skipped by this process's fit (all ranks)
         self._deadline: float | None = None  # set by fit() from cfg.max_seconds
         seed_everything(cfg.seed + self.dist.rank)  # per-rank streams for anything not tied to the data
         if resume_from is not None:
@@ -291,6 +307,8 @@ class Trainer:
     # ---------------------------------------------------------------------------------------------- setup
 
     def _check_folder(self, resume: bool) -> CheckpointFiles | None:
+        """The checkpoint to resume from (None for a new run); sets ``self.fresh`` (a new or empty folder)."""
+        self.fresh = False
         latest = self.folder.latest()
         if not resume:
             if latest is not None:
@@ -298,6 +316,7 @@ class Trainer:
                     f"{self.folder.root}: already holds a training run (step {latest.step}); "
                     "pass --resume to continue it or choose another --output folder"
                 )
+            self.fresh = self.folder.check_new_run()
             return None
         if latest is None:
             raise OstnetError(f"{self.folder.root}: nothing to resume (no {self.folder.pointer_path.name})")
@@ -326,14 +345,18 @@ class Trainer:
 
     def _load_state(self, files: CheckpointFiles) -> None:
         state = load_training_state(files.state)
-        stored = C.from_dict(C.ModelConfig, json.loads(state["model_config"]))
-        check_compatible(stored, self.cfg.model, files.state)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if state["scaler"]:
-            self.scaler.load_state_dict(state["scaler"])
-        self.progress = Progress(*state["progress"])
-        self._load_extras(state, files)
+        try:
+            stored = C.from_dict(C.ModelConfig, json.loads(state["model_config"]))
+            check_compatible(stored, self.cfg.model, files.state)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            if state["scaler"]:
+                self.scaler.load_state_dict(state["scaler"])
+            self.progress = Progress(*(int(x) for x in state["progress"]))
+            self._load_extras(state, files)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise OstnetError(f"{files.state}: not a usable ostnet training state ({reason})") from None
         rngs = state["rng"]
         if len(rngs) == self.dist.world_size:
             restore_rng(rngs[self.dist.rank])
@@ -389,8 +412,14 @@ class Trainer:
                 self.save_checkpoint()
             if self.dist.is_main:
                 self._save_final()
-        finally:
+        except BaseException:
             logger.close()
+            if self.fresh and self.dist.is_main and self.folder.latest() is None:
+                self.folder.remove_new()  # a new run that failed before its first checkpoint leaves nothing
+            raise
+        logger.close()
+        if self.skipped_total and self.dist.is_main:
+            log.warning("skipped %d unreadable training pair(s) in total", self.skipped_total)
         return self.folder.final_weights
 
     def _save_final(self) -> None:
@@ -420,7 +449,9 @@ class Trainer:
             # later global draw (e.g. the codebooks' dead-code restarts) and breaking exact resume.
             generator=torch.Generator().manual_seed(step_seed(cfg.seed, p.epoch)),
         )
+        skips = _Skips()
         for batch in _batches(loader):
+            skips.add(batch)
             batch = _to_device(batch, self.dist.device)
             result = train_step(
                 self.model,
@@ -441,7 +472,9 @@ class Trainer:
                 self.save_checkpoint()
                 saved_at = p.step
             if p.step >= self.max_steps or self.out_of_time():
+                self._report_skips(skips, p.epoch)
                 return saved_at
+        self._report_skips(skips, p.epoch)
         with warnings.catch_warnings():
             # A run resumed exactly at an epoch end steps the scheduler before its first optimiser step;
             # that is the intended order here, not the mistake PyTorch's heuristic warns about.
@@ -449,6 +482,19 @@ class Trainer:
             self.scheduler.step()  # MultiStepLR counts epochs
         self.progress = Progress(p.step, p.epoch + 1, 0)
         return saved_at
+
+    def _report_skips(self, skips: _Skips, epoch: int) -> None:
+        """One line per epoch with the unreadable pairs skipped by every rank and worker (a collective)."""
+        count, example = skips.count, skips.example
+        if self.dist.is_distributed:
+            gathered = all_gather_objects((count, example), self.dist)
+            count, example = sum(c for c, _ in gathered), next((e for _, e in gathered if e), "")
+        self.skipped_total += count
+        if count and self.dist.is_main:
+            log.warning(
+                "epoch %d: skipped %d unreadable training pair(s) (e.g. %s); %d so far", epoch, count, example,
+                self.skipped_total,
+            )  # fmt: skip
 
     def out_of_time(self) -> bool:
         """True once ``cfg.max_seconds`` have passed since ``fit`` began; rank 0's clock decides for all ranks

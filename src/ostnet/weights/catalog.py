@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ostnet.errors import OstnetError
+from ostnet.errors import OstnetError, unpickling_error
 
 INSTALL_HINT = "run `ostnet weights install`"
 
@@ -209,7 +209,7 @@ def read_weight_file(path: str | os.PathLike, what: str = "weights") -> dict:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a corrupt file raises many kinds
-        raise OstnetError(f"{path}: cannot read {what} ({type(exc).__name__}: {exc})") from None
+        raise unpickling_error(path, what, exc) from None  # one line, never PyTorch's weights_only advice
     if not isinstance(state, dict):
         raise OstnetError(f"{path}: not a state dict (found {type(state).__name__})")
     return state
