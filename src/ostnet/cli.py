@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import signal
 import sys
 import threading
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     _terminate_like_interrupt()
     try:
+        check_finite(args)
         return int(args.handler(args) or 0)
     except OstnetError as exc:
         print(f"ostnet {args.command}: error: {exc}", file=sys.stderr)
@@ -60,6 +62,16 @@ def main(argv: list[str] | None = None) -> int:
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"
         print(f"ostnet {args.command}: {what}; no partial output was kept", file=sys.stderr)
         return interrupt_exit_code(exc)
+
+
+def check_finite(args: argparse.Namespace) -> None:
+    """No numeric option of any command may be NaN or infinite (``--smooth nan``, ``--margin inf``):
+    argparse's ``type=float`` accepts both; every bound after it would compare False and let them through."""
+    for name, value in vars(args).items():
+        values = value if isinstance(value, list | tuple) else [value]
+        bad = [v for v in values if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            raise OstnetError(f"--{name.replace('_', '-')}: must be a finite number, got {bad[0]}")
 
 
 def _terminate_like_interrupt() -> None:

@@ -242,6 +242,7 @@ class PairDataset(Dataset[TrainingPair]):
         self._lengths: dict[Path, int] = {}
         self.num_skipped = 0
         self.skipped_files: set[Path] = set()
+        self.warn_skips = True  # the Trainer turns this off and reports the skips once per epoch
 
     @classmethod
     def from_config(
@@ -332,7 +333,7 @@ class PairDataset(Dataset[TrainingPair]):
         message = str(exc)
         # OstnetError messages start with "<file>: ", naming the bad frame rather than the whole video.
         bad = Path(message.split(":", 1)[0]) if isinstance(exc, OstnetError) and ":" in message else entry.path
-        if bad not in self.skipped_files and torch.utils.data.get_worker_info() is None:
+        if bad not in self.skipped_files and self.warn_skips and torch.utils.data.get_worker_info() is None:
             warnings.warn(f"skipping an unreadable training pair: {message}", RuntimeWarning, stacklevel=3)
         self.skipped_files.add(bad)
         return bad

@@ -7,7 +7,10 @@ between that and ``(3, H, W)`` float tensors in [0, 1] (value = byte / 255, roun
 
 from __future__ import annotations
 
+import math
 import os
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ostnet.errors import OstnetError
 from ostnet.io.atomic import AtomicFolder, atomic_output
-from ostnet.io.limits import check_pixels
+from ostnet.io.limits import check_megapixels, check_pixels
 from ostnet.io.paths import check_readable
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -33,21 +36,22 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     path = Path(path)
     check_readable(path, "image", missing="no such file")
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # check_pixels says it in one line
+            img = Image.open(path)
+        with img:
             check_pixels(path, *img.size)
             img.load()
             img = ImageOps.exif_transpose(img)
             return _to_rgb_array(img)
     except UnidentifiedImageError:
         raise OstnetError(f"{path}: not an image (unrecognised format)") from None
-    except Image.DecompressionBombError as exc:
-        raise OstnetError(f"{path}: image too large to decode ({_first_sentence(exc)})") from None
+    except Image.DecompressionBombError as exc:  # Pillow's own limit (179 MP), also above ours
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        check_megapixels(path, int(pixels[1]) / 1e6 if pixels else math.inf)
+        raise OstnetError(f"{path}: image too large to decode ({str(exc).split(',')[0]})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise OstnetError(f"{path}: corrupt or truncated image ({exc})") from None
-
-
-def _first_sentence(exc: BaseException) -> str:
-    return str(exc).split(",")[0].strip()
 
 
 def _to_rgb_array(img: Image.Image) -> np.ndarray:

@@ -45,13 +45,18 @@ def limit(name: str) -> float:
 def check_pixels(path: Path | str, width: int, height: int, what: str = "image") -> None:
     """``OstnetError`` when a ``width`` x ``height`` image (``what="image"``) or video frame (``"frame"``)
     is over its limit."""
+    check_megapixels(path, width * height / 1e6, what, f"{width}x{height} pixels")
+
+
+def check_megapixels(path: Path | str, megapixels: float, what: str = "image", size: str = "") -> None:
+    """``OstnetError`` when ``megapixels`` is over the limit for an image or a video frame."""
     name = "OSTNET_MAX_IMAGE_MEGAPIXELS" if what == "image" else "OSTNET_MAX_FRAME_MEGAPIXELS"
     most = limit(name)
-    megapixels = width * height / 1e6
     if megapixels > most:
+        size = f"{size} " if size else ""
         raise OstnetError(
-            f"{path}: {what} of {width}x{height} pixels ({megapixels:.0f} megapixels) is over the limit of "
-            f"{most:g}; set {name} to allow more"
+            f"{path}: {what} of {size}({megapixels:.0f} megapixels) is over the limit of {most:g}; "
+            f"set {name} to allow more"
         )
 
 

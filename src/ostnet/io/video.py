@@ -280,6 +280,36 @@ class _AudioCopy:
         self._source.close()
 
 
+class _WholeWrites:
+    """An unbuffered file for PyAV whose ``write`` writes everything or raises: a short write on a full disk
+    raises ``OSError`` instead of being reported as written (PyAV would take the count and lose the rest)."""
+
+    def __init__(self, path: Path) -> None:
+        self.name = str(path)  # FFmpeg reopens the file by name for the +faststart pass
+        self._file = open(path, "w+b", buffering=0)  # noqa: SIM115 - closed by close()
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            written = self._file.write(view)
+            if not written:
+                raise OSError(28, "No space left on device")
+            view = view[written:]
+        return len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class VideoWriter:
     """Write ``(H, W, 3)`` uint8 RGB frames as H.264 (yuv420p) at exactly ``fps``, optionally with the
     audio of ``audio_from``; the result appears at ``path`` only when the writer closes without error.
@@ -313,6 +343,7 @@ class VideoWriter:
         self._file = AtomicFile(self.path)
         self._tmp = self._file.tmp
         self._container: av.container.OutputContainer | None = None
+        self._handle = None  # the temporary file, opened by _start
         self._stream: av.video.stream.VideoStream | None = None
         self._audio: _AudioCopy | None = None
         self._size: tuple[int, int] | None = None
@@ -339,10 +370,14 @@ class VideoWriter:
 
     def _start(self, height: int, width: int) -> None:
         try:
+            # PyAV writes through our file object: when a write fails before the header is complete (disk
+            # full), PyAV never closes a file it opened itself; this one ``abort`` closes in every case.
+            self._handle = _WholeWrites(self._tmp)
             self._container = av.open(
-                str(self._tmp), mode="w", format=self._format, container_options={"movflags": "+faststart"}
+                self._handle, mode="w", format=self._format, container_options={"movflags": "+faststart"}
             )
         except (av.FFmpegError, OSError) as exc:
+            self.abort()
             raise OstnetError(f"{self.path}: cannot write ({_reason(exc)})") from None
         stream = self._container.add_stream("libx264", rate=self._rate)
         stream.width, stream.height = width + width % 2, height + height % 2
@@ -394,6 +429,7 @@ class VideoWriter:
             if self._audio is not None:
                 self._audio.finish(float(self._frames_written / self._rate))
             self._container.close()
+            self._handle.close()
             self._file.commit()
         except (av.FFmpegError, OSError) as exc:
             self.abort()
@@ -406,10 +442,10 @@ class VideoWriter:
     def abort(self) -> None:
         """Stop writing and delete the temporary file; ``path`` is left untouched."""
         self._done = True
-        for closer in (self._audio, self._container):
+        for closer in (self._audio, self._container, self._handle):
             if closer is not None:
                 try:
                     closer.close()
-                except (av.FFmpegError, OSError):
+                except (av.FFmpegError, OSError, ValueError):
                     pass
         self._file.discard()

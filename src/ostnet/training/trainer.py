@@ -269,7 +269,9 @@ class Trainer:
         self.folder = RunFolder(run_dir)
         check_outputs({"--data": cfg.data.root or None}, {"--output": run_dir}, folders=("--output",))
         resume_from = self._check_folder(resume)
+        state = load_training_state(resume_from.state) if resume_from is not None else None  # checked first
         self.dataset = dataset if dataset is not None else build_dataset(cfg)
+        self.dataset.warn_skips = False  # reported once per epoch by _report_skips instead
         self.sampler = ShardedSampler(
             len(self.dataset),
             batch_size=cfg.data.batch_size,
@@ -293,7 +295,7 @@ class Trainer:
         self._deadline: float | None = None  # set by fit() from cfg.max_seconds
         seed_everything(cfg.seed + self.dist.rank)  # per-rank streams for anything not tied to the data
         if resume_from is not None:
-            self._load_state(resume_from)
+            self._load_state(state, resume_from)
         per_epoch = self.sampler.batches_per_epoch
         self.max_steps = cfg.max_steps if cfg.max_steps is not None else o.num_epochs * per_epoch
         if self.dist.is_main:
@@ -343,8 +345,7 @@ class Trainer:
         device_ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
         return model, DistributedDataParallel(model, device_ids=device_ids)
 
-    def _load_state(self, files: CheckpointFiles) -> None:
-        state = load_training_state(files.state)
+    def _load_state(self, state: dict[str, Any], files: CheckpointFiles) -> None:
         try:
             stored = C.from_dict(C.ModelConfig, json.loads(state["model_config"]))
             check_compatible(stored, self.cfg.model, files.state)
