@@ -271,7 +271,7 @@ def test_cleanup_touches_only_ostnet_names(tmp_path):
     mine = [folder.root / ".notes.tmp", folder.checkpoint_dir / "step_mine.txt", folder.checkpoint_dir / ".x.tmp"]
     for path in mine:
         path.write_text("the user's")
-    ours = folder.checkpoint_dir / ".step_00000001.safetensors.abcd1234.tmp"
+    ours = folder.checkpoint_dir / ".step_00000001.ostnet-abcd1234.part.safetensors"
     ours.write_text("a killed run's temporary")
     folder.remove_stale_temporaries()
     model = build_model("tiny")
