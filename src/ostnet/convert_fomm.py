@@ -31,6 +31,7 @@ from ostnet.config import (
     ScaleTransformConfig,
 )
 from ostnet.errors import OstnetError
+from ostnet.io.tensors import load_trusted
 
 _PARTS = ("kp_detector", "generator")
 _REQUIRED = {
@@ -69,8 +70,6 @@ def convert_fomm_checkpoint(path: str | os.PathLike) -> tuple[ModelConfig, dict[
 
 def load_fomm_parts(path: Path) -> dict[str, dict[str, Tensor]]:
     """The ``kp_detector`` and ``generator`` state dicts of a FOMM file, with ``module.`` prefixes removed."""
-    from ostnet.io.tensors import load_trusted
-
     checkpoint = load_trusted(path, "FOMM checkpoint")
     if not isinstance(checkpoint, dict):
         raise OstnetError(f"{path}: not a FOMM checkpoint (top level is {type(checkpoint).__name__}, not a dict)")

@@ -17,3 +17,17 @@ class Terminated(KeyboardInterrupt):
 def interrupt_exit_code(exc: BaseException) -> int:
     """The conventional exit status of an interrupted command: 143 after SIGTERM, 130 after Ctrl-C."""
     return 143 if isinstance(exc, Terminated) else 130
+
+
+def unpickling_error(path: object, what: str, exc: BaseException) -> OstnetError:
+    """The one-line error for a ``torch.load(weights_only=True)`` that failed on ``path`` (a ``what``).
+
+    A file that needs a Python global is "not a trusted <what>": PyTorch's advice to retry with
+    ``weights_only=False`` (which would run the file's code) never reaches the user. Anything else is
+    "cannot read <what>" with the first line of the reason.
+    """
+    text = str(exc).strip()
+    if type(exc).__name__ == "UnpicklingError" and "global" in text.lower():
+        return OstnetError(f"{path}: not a trusted {what} (it holds Python objects other than tensors; not loaded)")
+    reason = "" if "weights_only" in text else f" ({(text.splitlines() or [type(exc).__name__])[0][:200]})"
+    return OstnetError(f"{path}: cannot read {what}: corrupt or not a PyTorch file{reason}")

@@ -19,6 +19,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from ostnet.errors import OstnetError
+
 PathLike = str | os.PathLike[str]
 
 
@@ -51,8 +53,6 @@ def check_outputs(
     ``inputs`` / ``outputs`` map a flag (``"--driving"``) to its path (``None`` = not given); ``folders`` names
     the outputs that are folders (checked for inputs or other outputs inside them).
     """
-    from ostnet.errors import OstnetError
-
     given_in = {flag: path for flag, path in inputs.items() if path is not None}
     given_out = {flag: path for flag, path in outputs.items() if path is not None}
     for flag, out in given_out.items():
@@ -107,8 +107,6 @@ def removing_new_folders(*paths: PathLike | None) -> Iterator[None]:
 def check_readable(path: PathLike, what: str, folder: bool = False, missing: str | None = None) -> None:
     """``OstnetError`` naming ``path`` when it is missing ("<what> not found", or ``missing``), is the wrong
     kind (file/folder) or cannot be read ("permission denied")."""
-    from ostnet.errors import OstnetError
-
     path = Path(path)
     if not path.exists():
         raise OstnetError(f"{path}: {missing or what + ' not found'}")

@@ -9,12 +9,10 @@ holds anything else is "not a trusted <what>", and PyTorch's advice to retry wit
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
-from ostnet.errors import OstnetError
+from ostnet.errors import unpickling_error
 from ostnet.io.paths import check_readable
 
 
@@ -27,12 +25,5 @@ def load_trusted(path: str | os.PathLike[str], what: str) -> Any:
     check_readable(path, what)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "global" in str(exc).lower():  # PyTorch refused to import a name: the file would run code
-            raise OstnetError(
-                f"{path}: not a trusted {what} (it holds Python objects other than tensors; not loaded)"
-            ) from None
-        raise OstnetError(f"{path}: cannot read {what}: corrupt or not a PyTorch file") from None
-    except (zipfile.BadZipFile, EOFError, RuntimeError, OSError, ValueError, KeyError, TypeError) as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise OstnetError(f"{path}: cannot read {what}: corrupt or not a PyTorch file ({reason[:200]})") from None
+    except Exception as exc:  # noqa: BLE001 - torch.load raises many types (pickle, zip, EOF, ...) for bad files
+        raise unpickling_error(path, what, exc) from None
