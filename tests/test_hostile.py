@@ -250,6 +250,50 @@ SAME_PATH = {
         "is the input --data",
     ),
     "prepare-output-is-input": lambda w: (["prepare", str(w / "data"), "--output", str(w / "data")], "is the input"),
+    "export-output-folder-holds-the-checkpoint": lambda w: (
+        ["export", str(w / "tiny.safetensors"), "--output", str(w)],
+        "holds the input CKPT",
+    ),
+    "inspect-output-folder-is-the-dataset": lambda w: (
+        [
+            "inspect",
+            str(w / "tiny.safetensors"),
+            "--source",
+            str(w / "face.png"),
+            "--driving",
+            str(w / "clip.mp4"),
+            "--output",
+            str(w),
+        ],
+        "holds the input",
+    ),  # fmt: skip
+    "edit-output-is-source": lambda w: (
+        [
+            "edit",
+            "--source",
+            str(w / "face.png"),
+            "--checkpoint",
+            str(w / "tiny.safetensors"),
+            "--output",
+            str(w / "face.png"),
+        ],
+        "is the input --source",
+    ),  # fmt: skip
+    "live-output-is-the-camera-clip": lambda w: (
+        [
+            "live",
+            "--source",
+            str(w / "face.png"),
+            "--checkpoint",
+            str(w / "tiny.safetensors"),
+            "--camera",
+            str(w / "clip.mp4"),
+            "--output",
+            str(w / "clip.mp4"),
+            "--no-window",
+        ],
+        "is the input --camera",
+    ),  # fmt: skip
     # 2: a folder of the user's: their config.json and .*.tmp files must survive
     "train-into-a-folder-ostnet-did-not-make": lambda w: (
         ["train", "--preset", "tiny", "--data", str(w / "data"), "--output", str(w / "mine")],

@@ -38,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
     from ostnet.inference.faces import CropOptions, prepare_source
     from ostnet.inference.paste import PasteBack
     from ostnet.io.image import save_image, to_tensor, to_uint8
+    from ostnet.io.paths import check_outputs
+
+    check_outputs({"--source": args.source, "--checkpoint": args.checkpoint}, {"--output": args.output})
 
     controls = controls_from_args(args)
     if args.output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):

@@ -34,7 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_export(args: argparse.Namespace) -> int:
     from ostnet.checkpoint import load_checkpoint
     from ostnet.inference.export import export_onnx
+    from ostnet.io.paths import check_outputs
 
+    # the output folder is replaced: it must not be, or hold, the checkpoint
+    check_outputs({"CKPT": args.checkpoint}, {"--output": args.output}, folders=("--output",))
     model = load_checkpoint(args.checkpoint)
     print(export_onnx(model, args.checkpoint, args.output, args.mode).line())
     return 0

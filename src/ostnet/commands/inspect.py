@@ -33,10 +33,13 @@ def run(args: argparse.Namespace) -> int:
     from ostnet.data.transforms import resize_image
     from ostnet.inference.inspect import inspect_pair, write_images
     from ostnet.io.image import IMAGE_SUFFIXES, load_image, to_tensor
+    from ostnet.io.paths import check_outputs
     from ostnet.io.video import read_frames
 
     if args.frame < 0:
         raise OstnetError(f"--frame: must be >= 0, got {args.frame}")
+    inputs = {"CKPT": args.checkpoint, "--source": args.source, "--driving": args.driving}
+    check_outputs(inputs, {"--output": args.output}, folders=("--output",))  # the folder is replaced
     model = load_checkpoint(args.checkpoint)
     size = model.cfg.image_size
     source = to_tensor(load_image(args.source))

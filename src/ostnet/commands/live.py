@@ -65,7 +65,11 @@ def run_live(args: argparse.Namespace) -> int:
     from ostnet.inference.stream import StreamStep
     from ostnet.io.camera import LiveSource
     from ostnet.io.image import load_image
+    from ostnet.io.paths import check_outputs
 
+    camera_file = args.camera if os.path.exists(args.camera) else None  # a clip standing in for a camera
+    check_outputs({"--source": args.source, "--checkpoint": args.checkpoint, "--camera": camera_file},
+                  {"--output": args.output})  # fmt: skip
     camera = LiveSource(args.camera)  # opened first: a missing camera fails before the model loads
     try:
         animator = Animator(load_checkpoint(args.checkpoint), device=args.device, dtype=args.dtype, mode=args.mode)
