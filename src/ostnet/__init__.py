@@ -9,9 +9,17 @@ Public API (imported lazily, so ``import ostnet`` is cheap and has no side effec
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ostnet._lazy import lazy_getattr
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # the lazy names below, for editors and type checkers
+    from ostnet.checkpoint import load_checkpoint, save_checkpoint
+    from ostnet.config import ModelConfig, model_preset
+    from ostnet.inference.animator import Animator
+    from ostnet.models.ostnet import OSTNet, build_model
 
 _LAZY = {
     "build_model": "ostnet.models.ostnet",
@@ -23,6 +31,15 @@ _LAZY = {
     "model_preset": "ostnet.config",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "Animator",
+    "ModelConfig",
+    "OSTNet",
+    "__version__",
+    "build_model",
+    "load_checkpoint",
+    "model_preset",
+    "save_checkpoint",
+]
 
 __getattr__ = lazy_getattr(__name__, _LAZY)

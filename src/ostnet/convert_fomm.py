@@ -32,6 +32,7 @@ from ostnet.config import (
 )
 from ostnet.errors import OstnetError
 from ostnet.io.tensors import load_trusted
+from ostnet.models.ostnet import build_model
 
 _PARTS = ("kp_detector", "generator")
 _REQUIRED = {
@@ -183,7 +184,6 @@ def _check_layout(cfg: ModelConfig, state: dict[str, Tensor], path: Path) -> Non
 
     BatchNorm ``num_batches_tracked`` buffers missing from old checkpoints are added (0) in place.
     """
-    from ostnet.models.ostnet import build_model
 
     with torch.device("meta"):
         expected = build_model(cfg).state_dict()

@@ -114,7 +114,7 @@ def test_scale_error_sees_a_shrunken_face(faces, analyzer):
 def test_detection_failure_is_reported_and_tensor_input(analyzer):
     blank = analyzer.observe(np.full((256, 256, 3), 127, np.uint8))
     assert not blank.found and blank.failure == "no face detected"
-    assert analyzer.observe_tensor(torch.full((3, 64, 64), 0.5)).failure == "no face detected"
+    assert FM.observe_tensor(analyzer, torch.full((3, 64, 64), 0.5)).failure == "no face detected"
     with pytest.raises(OstnetError, match="uint8"):
         analyzer.observe(np.zeros((256, 256, 3), np.float32))
 

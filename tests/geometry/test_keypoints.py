@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from ostnet.geometry.keypoints import convex_hull_area, normalize_relative
+from ostnet.geometry.keypoints import convex_hull_area
+from ostnet.inference.relative import normalize_relative
 from ostnet.models.outputs import Keypoints
 
 

@@ -26,7 +26,7 @@ from ostnet.cli import main
 from ostnet.config import ScaleTransformConfig, model_preset
 from ostnet.convert_fomm import convert_fomm_checkpoint
 from ostnet.errors import OstnetError
-from ostnet.geometry.keypoints import normalize_relative
+from ostnet.inference.relative import normalize_relative
 from ostnet.models.blocks import AntiAliasDownsample
 from ostnet.models.generator_fomm import FOMMGenerator
 from ostnet.models.keypoint_detector import KeypointDetector

@@ -11,7 +11,33 @@ Names are imported lazily, so ``import ostnet.data`` loads nothing heavy.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ostnet._lazy import lazy_getattr
+
+if TYPE_CHECKING:  # the lazy names below, for editors and type checkers
+    from ostnet.data.dataset import (
+        PairDataset,
+        TrainingPair,
+        VideoEntry,
+        identity_of,
+        list_videos,
+        num_frames,
+        read_frame,
+        read_frames_at,
+        read_video,
+    )
+    from ostnet.data.synthetic import (
+        ClipStyle,
+        Expression,
+        HeadParams,
+        Identity,
+        Pose,
+        render_head,
+        sample_identity,
+        sample_sequence,
+        write_synthetic_dataset,
+    )
 
 _LAZY = {
     "VideoEntry": "ostnet.data.dataset",
@@ -34,6 +60,25 @@ _LAZY = {
     "write_synthetic_dataset": "ostnet.data.synthetic",
 }
 
-__all__ = list(_LAZY)
+__all__ = [
+    "ClipStyle",
+    "Expression",
+    "HeadParams",
+    "Identity",
+    "PairDataset",
+    "Pose",
+    "TrainingPair",
+    "VideoEntry",
+    "identity_of",
+    "list_videos",
+    "num_frames",
+    "read_frame",
+    "read_frames_at",
+    "read_video",
+    "render_head",
+    "sample_identity",
+    "sample_sequence",
+    "write_synthetic_dataset",
+]
 
 __getattr__ = lazy_getattr(__name__, _LAZY)

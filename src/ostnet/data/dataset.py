@@ -28,6 +28,7 @@ from ostnet.data.transforms import apply_color_jitter, horizontal_flip, resize_i
 from ostnet.errors import OstnetError
 from ostnet.face.coefficients import COEFFICIENT_DIM, flat_coefficients, load_clip_coefficients, mirror_flat
 from ostnet.io.image import IMAGE_SUFFIXES, load_image, to_tensor
+from ostnet.io.video import iter_frames, probe_video, read_frames
 
 VIDEO_SUFFIXES = (".mp4", ".gif", ".mov")
 STRIP_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -101,7 +102,6 @@ def num_frames(entry: VideoEntry) -> int:
         except (OSError, ValueError) as exc:
             raise OstnetError(f"{entry.path}: not a readable image ({exc})") from None
         return _strip_count(entry.path, width, height)
-    from ostnet.io.video import probe_video  # PyAV only when a video file is used
 
     return probe_video(entry.path).num_frames
 
@@ -130,7 +130,6 @@ def read_frames_at(entry: VideoEntry, indices: Sequence[int]) -> list[np.ndarray
         for i in indices:
             _check_index(entry, i, len(frames))
         return [frames[i] for i in indices]
-    from ostnet.io.video import iter_frames
 
     wanted, found, decoded = set(indices), {}, 0
     for position, frame in enumerate(iter_frames(entry.path)):
@@ -152,8 +151,6 @@ def read_frame(entry: VideoEntry, index: int) -> np.ndarray:
 def read_video(entry: VideoEntry) -> np.ndarray:
     """All frames, uint8 (T, H, W, 3). Raises OstnetError if the frames differ in size."""
     if entry.kind == "video":
-        from ostnet.io.video import read_frames
-
         return read_frames(entry.path)
     if entry.kind == "strip":
         frames = _split_strip(entry.path, load_image(entry.path))

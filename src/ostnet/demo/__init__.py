@@ -13,7 +13,13 @@ Names are imported lazily, so ``import ostnet.demo`` loads neither torch nor mat
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ostnet._lazy import lazy_getattr
+
+if TYPE_CHECKING:  # the lazy names below, for editors and type checkers
+    from ostnet.demo.report import render_report
+    from ostnet.demo.run import FULL_PLAN, QUICK_PLAN, DemoConfig, DemoPlan, DemoResult, run_demo
 
 _LAZY = {
     "DemoConfig": "ostnet.demo.run",
@@ -25,6 +31,14 @@ _LAZY = {
     "render_report": "ostnet.demo.report",
 }
 
-__all__ = list(_LAZY)
+__all__ = [
+    "DemoConfig",
+    "DemoPlan",
+    "DemoResult",
+    "FULL_PLAN",
+    "QUICK_PLAN",
+    "render_report",
+    "run_demo",
+]
 
 __getattr__ = lazy_getattr(__name__, _LAZY)

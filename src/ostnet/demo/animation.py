@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from ostnet.augment import driving_as_fed
-from ostnet.data.synthetic import ClipStyle
+from ostnet.checkpoint import load_checkpoint
+from ostnet.data.synthetic import ClipStyle, render_head, sample_sequence
 from ostnet.demo.report import (
     AnimatedRow,
     AnimationResult,
@@ -34,7 +35,14 @@ from ostnet.demo.report import (
     TrainedModel,
 )
 from ostnet.errors import OstnetError
+from ostnet.evaluation import metrics as M
+from ostnet.evaluation.lpips import try_load_lpips
+from ostnet.evaluation.protocols import FrameLoader, read_pairs_csv
+from ostnet.evaluation.report import compose_grid
+from ostnet.inference.animator import Animator, anchorless_mode
+from ostnet.io import atomic_output
 from ostnet.io.image import to_tensor, to_uint8
+from ostnet.io.video import VideoWriter
 
 FACE_SCALE = 0.8  # the animated person's face scale (``render_head``)
 # The driving video is the ground-truth motion after the paper's expression-preserved augmentation (Sec. 3.4)
@@ -50,8 +58,6 @@ STRIP_COLUMNS = 8
 
 def _animator(model: TrainedModel, device: str, mode: str | None = None):
     """An Animator for a trained demo model: ``anchor-free`` with ST, ``absolute`` without (unless ``mode``)."""
-    from ostnet import load_checkpoint
-    from ostnet.inference.animator import Animator, anchorless_mode
 
     net = load_checkpoint(model.weights, map_location=device)
     chosen = mode or anchorless_mode(net)
@@ -80,7 +86,6 @@ def _read_pair(loader, pair, size: int):
 
 
 def _ssim(a: torch.Tensor, b: torch.Tensor, size: int) -> float:
-    from ostnet.evaluation import metrics as M
 
     return M.ssim(M.resize_for_metrics(a.cpu(), size), M.resize_for_metrics(b.cpu(), size)).item()
 
@@ -93,7 +98,6 @@ def example_pairs(eval_cfg, models: list[TrainedModel], ssim: list[dict[int, flo
         ssim: per model (same order as ``models``), pair id -> SSIM from the harness's per-pair journal.
     Returns: list[ExamplePair].
     """
-    from ostnet.evaluation.protocols import FrameLoader, read_pairs_csv
 
     pairs = read_pairs_csv(Path(eval_cfg.output) / "pairs.csv")
     animators = [_animator(m, device) for m in models]
@@ -121,7 +125,6 @@ def example_pairs(eval_cfg, models: list[TrainedModel], ssim: list[dict[int, flo
 def rectification_scores(eval_cfg, model: TrainedModel, device: str) -> Rectification | None:
     """How well OSTNet's scale transformation alone undoes the protocol's scaling (Sec. 3.2): mean SSIM of the
     fed driving frame to the ground truth before and after ST, over the evaluation's pairs at 256x256."""
-    from ostnet.evaluation.protocols import FrameLoader, read_pairs_csv
 
     animator = _animator(model, device)
     if not animator.model.has_scale_transform:
@@ -142,9 +145,6 @@ def rectification_scores(eval_cfg, model: TrainedModel, device: str) -> Rectific
 def source_copy_reference(eval_cfg, size: int) -> Reference | None:
     """Score the "no motion" predictor (the source frame as the prediction) on the evaluation's pairs with the
     harness's metric functions at the harness's sizes; None when no pair could be read."""
-    from ostnet.evaluation import metrics as M
-    from ostnet.evaluation.lpips import try_load_lpips
-    from ostnet.evaluation.protocols import FrameLoader, read_pairs_csv
 
     loader, scores = FrameLoader(eval_cfg.data), []
     lpips, _ = try_load_lpips()
@@ -166,7 +166,6 @@ def synthetic_sequence(num_frames: int, seed: int, style: ClipStyle) -> tuple[np
     ``truth`` is the motion rendered at FACE_SCALE (what a perfect model makes of the source ``truth[0]``);
     ``driving`` is ``truth`` after the expression-preserved augmentation with DRIVING_FACTORS.
     """
-    from ostnet.data.synthetic import render_head, sample_sequence
 
     rng = np.random.default_rng([seed, 4242])
     params = sample_sequence(
@@ -180,7 +179,6 @@ def synthetic_sequence(num_frames: int, seed: int, style: ClipStyle) -> tuple[np
 
 def _scores(prediction: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
     """Mean SSIM and L1 over frames, at 256x256 as the evaluation harness scores."""
-    from ostnet.evaluation import metrics as M
 
     p, g = M.resize_for_metrics(prediction), M.resize_for_metrics(truth)
     return float(M.ssim(p, g).mean()), float(M.l1(p, g).mean())
@@ -218,7 +216,6 @@ def animate_comparison(
 
 def _grid_frames(source: np.ndarray, driving: np.ndarray, truth: np.ndarray, rows) -> list[np.ndarray]:
     """One labelled uint8 grid per time step: source | driving | ground truth | each model row."""
-    from ostnet.evaluation.report import compose_grid
 
     headers = ["source", "driving", "ground truth", *(r.label for r in rows)]
     return [
@@ -237,7 +234,6 @@ def _gif_bytes(frames: list[np.ndarray]) -> bytes:
 
 
 def _write_bytes(path: Path, data: bytes) -> Path:
-    from ostnet.io import atomic_output
 
     with atomic_output(path) as tmp:
         tmp.write_bytes(data)
@@ -245,7 +241,6 @@ def _write_bytes(path: Path, data: bytes) -> Path:
 
 
 def _write_mp4(path: Path, frames: list[np.ndarray]) -> Path:
-    from ostnet.io.video import VideoWriter
 
     try:
         with VideoWriter(path, fps=FPS) as writer:

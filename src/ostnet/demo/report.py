@@ -32,6 +32,8 @@ from ostnet.demo.template import (
     table,
     tag,
 )
+from ostnet.evaluation.report import METRICS, metrics_for
+from ostnet.io import atomic_output
 
 PROTOCOL = "different-scale"
 BASELINE, OSTNET = "Baseline", "OSTNet"
@@ -250,7 +252,6 @@ def img(image: np.ndarray | bytes, css: str = "px tile", alt: str = "", mime: st
 
 
 def _metric_table(data: ReportData) -> str:
-    from ostnet.evaluation.report import METRICS, metrics_for
 
     names = metrics_for(PROTOCOL)
     heads = [f"{METRICS[n].header} {'↑' if METRICS[n].higher_is_better else '↓'}" for n in names]
@@ -393,7 +394,6 @@ def render_report(data: ReportData) -> str:
 
 def write_report(path: Path, data: ReportData) -> Path:
     """Write ``render_report(data)`` to ``path`` atomically (a temporary file renamed at the end)."""
-    from ostnet.io import atomic_output
 
     text = render_report(data)
     with atomic_output(path) as tmp:

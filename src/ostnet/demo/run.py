@@ -31,7 +31,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ostnet.data.synthetic import ClipStyle
+from ostnet.data.synthetic import ClipStyle, write_synthetic_dataset
+from ostnet.demo.animation import (
+    DRIVING_FACTORS,
+    animate_comparison,
+    example_pairs,
+    rectification_scores,
+    source_copy_reference,
+)
 from ostnet.demo.report import ReportData, TrainedModel, paired_difference, write_report
 from ostnet.demo.training import (
     PerceptualFeatures,
@@ -44,6 +51,12 @@ from ostnet.demo.training import (
     train_one,
 )
 from ostnet.errors import OstnetError
+from ostnet.evaluation import evaluate
+from ostnet.evaluation.evaluate import EvalConfig
+from ostnet.evaluation.face_metrics import FaceConfig, get_face_analyzer
+from ostnet.evaluation.protocols import SamplingOptions
+from ostnet.evaluation.report import PairJournal, metrics_for
+from ostnet.io import atomic_output
 
 DEMO_ENTRIES = ("data", "runs", "models", "evaluation", "animation", "report.html", "demo.json")
 BASELINE, OSTNET = "Baseline", "OSTNet"
@@ -228,7 +241,6 @@ def train_models(
 
 
 def _face_metrics_available() -> tuple[bool, str | None]:
-    from ostnet.evaluation.face_metrics import FaceConfig, get_face_analyzer
 
     try:
         get_face_analyzer(FaceConfig())
@@ -239,8 +251,6 @@ def _face_metrics_available() -> tuple[bool, str | None]:
 
 def evaluate_models(cfg: DemoConfig, data_root: Path, models: list[TrainedModel], device: str):
     """Run the evaluation harness on the different-scale protocol; returns (summaries, EvalConfig, note)."""
-    from ostnet.evaluation.evaluate import EvalConfig, run_evaluation
-    from ostnet.evaluation.protocols import SamplingOptions
 
     face, note = _face_metrics_available()
     eval_cfg = EvalConfig(
@@ -255,7 +265,7 @@ def evaluate_models(cfg: DemoConfig, data_root: Path, models: list[TrainedModel]
         num_samples=8,
         progress=cfg.progress,
     )
-    summaries = run_evaluation(eval_cfg)
+    summaries = evaluate.run_evaluation(eval_cfg)  # looked up at call time (tests replace it)
     failed = [s.label for s in summaries if s.pairs_evaluated == 0]
     if failed:  # a demo whose evaluation produced nothing must not look like a result
         raise OstnetError(
@@ -266,7 +276,6 @@ def evaluate_models(cfg: DemoConfig, data_root: Path, models: list[TrainedModel]
 
 
 def _ssim_by_pair(eval_dir: Path, label: str) -> dict[int, float]:
-    from ostnet.evaluation.report import PairJournal, metrics_for
 
     rows = PairJournal(eval_dir / label / "per_pair.csv", metrics_for("different-scale")).load()
     return {r.pair_id: r.ssim for r in rows if r.status == "ok" and r.ssim is not None}
@@ -296,15 +305,6 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
 
 def _run_stages(cfg: DemoConfig, device: str, start: float) -> DemoResult:
     import torch
-
-    from ostnet.data.synthetic import write_synthetic_dataset
-    from ostnet.demo.animation import (
-        DRIVING_FACTORS,
-        animate_comparison,
-        example_pairs,
-        rectification_scores,
-        source_copy_reference,
-    )
 
     out, plan, notes = Path(cfg.output), cfg.plan, []
     features = choose_features(cfg.features)
@@ -353,7 +353,6 @@ def _run_stages(cfg: DemoConfig, device: str, start: float) -> DemoResult:
 
 def _write_summary(path: Path, data: ReportData) -> Path:
     """``demo.json``: the headline numbers, machine-readable."""
-    from ostnet.io import atomic_output
 
     payload = {
         "format": "ostnet-demo-1",

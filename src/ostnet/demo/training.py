@@ -19,8 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ostnet import config as C
 from ostnet.demo.report import TrainedModel
 from ostnet.errors import OstnetError
+from ostnet.losses.vgg import find_vgg_file
+from ostnet.training.trainer import Trainer
+from ostnet.weights.catalog import INSTALL_HINT
 
 # Demo-scale settings, the same for both models (docs/demo.md has the trials behind them).
 # The perceptual loss on the 32 px pyramid level with VGG up to its third slice only: ~2x cheaper per step than
@@ -50,8 +54,6 @@ class PerceptualFeatures:
 def choose_features(choice: str = "auto") -> PerceptualFeatures:
     """``imagenet``: the installed ImageNet VGG-19, else VGG-16 (``ostnet weights install``), else an error;
     ``random``: the random VGG-19 (explicit opt-in); ``auto``: ImageNet when installed, else random."""
-    from ostnet.losses.vgg import find_vgg_file
-    from ostnet.weights.catalog import INSTALL_HINT
 
     if choice not in FEATURES:
         raise OstnetError(f"--features: expected one of {', '.join(FEATURES)}, got {choice!r}")
@@ -121,7 +123,6 @@ def train_config(
 ):
     """The TrainConfig of one demo model: the ``tiny`` preset (ST + SE), or with ``baseline`` the same model
     without them, with ``demo_overrides()``, no intermediate checkpoints or image grids and ``max_seconds``."""
-    from ostnet import config as C
 
     overrides = [
         *demo_overrides(features),
@@ -188,7 +189,6 @@ class BudgetBar:
 def train_one(label: str, cfg, run_dir: Path, models_dir: Path, device: str, progress: bool) -> TrainedModel:
     """Train one model within ``cfg.max_seconds``; its weights are copied to ``models_dir/<label>.safetensors``
     (the file name becomes the row label of the evaluation table)."""
-    from ostnet.training.trainer import Trainer
 
     trainer = Trainer(cfg, run_dir, device=device, show_progress=False)
     start = time.perf_counter()

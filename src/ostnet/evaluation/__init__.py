@@ -12,7 +12,16 @@ Names are imported lazily, so ``import ostnet.evaluation`` loads neither dlib no
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ostnet._lazy import lazy_getattr
+
+if TYPE_CHECKING:  # the lazy names below, for editors and type checkers
+    from ostnet.evaluation.evaluate import EvalConfig, run_evaluation
+    from ostnet.evaluation.face_metrics import FaceConfig, aed, akd, csim, get_face_analyzer, scale_error
+    from ostnet.evaluation.lpips import LPIPS, load_lpips, try_load_lpips
+    from ostnet.evaluation.metrics import l1, psnr, resize_for_metrics, ssim
+    from ostnet.evaluation.protocols import PROTOCOLS, build_pairs, read_pairs_csv, write_pairs_csv
 
 _LAZY = {
     "l1": "ostnet.evaluation.metrics",
@@ -36,6 +45,26 @@ _LAZY = {
     "run_evaluation": "ostnet.evaluation.evaluate",
 }
 
-__all__ = list(_LAZY)
+__all__ = [
+    "EvalConfig",
+    "FaceConfig",
+    "LPIPS",
+    "PROTOCOLS",
+    "aed",
+    "akd",
+    "build_pairs",
+    "csim",
+    "get_face_analyzer",
+    "l1",
+    "load_lpips",
+    "psnr",
+    "read_pairs_csv",
+    "resize_for_metrics",
+    "run_evaluation",
+    "scale_error",
+    "ssim",
+    "try_load_lpips",
+    "write_pairs_csv",
+]
 
 __getattr__ = lazy_getattr(__name__, _LAZY)

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from ostnet.augment import driving_as_fed
-from ostnet.checkpoint import read_config
+from ostnet.checkpoint import load_checkpoint, read_config
 from ostnet.errors import OstnetError
 from ostnet.evaluation import face_metrics as FM
 from ostnet.evaluation import metrics as M
@@ -51,6 +51,7 @@ from ostnet.evaluation.report import (
     summarize,
     write_results,
 )
+from ostnet.inference.animator import Animator, anchorless_mode
 from ostnet.io import atomic_output
 from ostnet.io.image import load_image, save_image, to_uint8
 from ostnet.io.paths import check_outputs
@@ -114,7 +115,7 @@ class PairScorer:
     def _face(self, ref: str, image: Tensor) -> FM.FaceObservation:
         key = (ref, image.shape[-1])
         if key not in self._faces:
-            self._faces[key] = self.analyzer.observe_tensor(image, size=self.metric_size)
+            self._faces[key] = FM.observe_tensor(self.analyzer, image, size=self.metric_size)
             while len(self._faces) > self.max_cached:
                 self._faces.popitem(last=False)
         return self._faces[key]
@@ -128,7 +129,7 @@ class PairScorer:
             result.lpips = self.lpips(p[None].to(self.device), g[None].to(self.device)).item()
         if self.analyzer is None:
             return result
-        out = self.analyzer.observe_tensor(pred, size=self.metric_size)
+        out = FM.observe_tensor(self.analyzer, pred, size=self.metric_size)
         ref = self._face(pair.driving, driving)  # the ground truth: the original driving frame
         result.face_note = _face_note(("prediction", out), ("ground truth", ref))
         if not result.face_note:
@@ -141,7 +142,7 @@ class PairScorer:
         result = PairMetrics(pair.pair_id)
         if self.analyzer is None:
             return result
-        out = self.analyzer.observe_tensor(pred, size=self.metric_size)
+        out = FM.observe_tensor(self.analyzer, pred, size=self.metric_size)
         src, drv = self._face(pair.source, source), self._face(pair.driving, driving)
         result.face_note = _face_note(("prediction", out), ("source", src), ("driving", drv))
         if not result.face_note:
@@ -345,9 +346,6 @@ def _evaluate_pending(
 ) -> None:
     """Generate and score ``pending`` in batches, journalling (and appending to ``done``) after each."""
     from tqdm import tqdm
-
-    from ostnet import load_checkpoint
-    from ostnet.inference.animator import Animator, anchorless_mode
 
     cfg = ctx.cfg
     model = load_checkpoint(checkpoint, map_location=cfg.device)

@@ -58,6 +58,7 @@ from ostnet.data.dataset import (
 )
 from ostnet.data.transforms import resize_image
 from ostnet.errors import OstnetError
+from ostnet.io import atomic_output
 from ostnet.io.image import IMAGE_SUFFIXES, to_tensor
 from ostnet.io.paths import check_readable
 
@@ -288,7 +289,6 @@ def build_pairs(
 
 def write_pairs_csv(path: str | os.PathLike, pairs: Sequence[Pair]) -> Path:
     """Write a pair list (DaGAN format, + alpha,beta when the pairs carry them) atomically."""
-    from ostnet.io import atomic_output
 
     scaled = any(p.alpha is not None for p in pairs)
     with atomic_output(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:

@@ -30,7 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ostnet.face.mesh import FaceMesh
 from ostnet.geometry.rotation import euler_angles
+from ostnet.io.atomic import atomic_write
 
 CANONICAL_PATH = Path(__file__).with_name("canonical_face.npy")
 
@@ -251,7 +253,6 @@ def stack_coefficients(per_frame: list[FaceCoefficients | None]) -> dict[str, np
 
 def save_clip_coefficients(folder: Path, per_frame: list[FaceCoefficients | None]) -> Path:
     """Write ``folder/coefficients.npz`` atomically (``ostnet.io.atomic``)."""
-    from ostnet.io.atomic import atomic_write
 
     arrays = stack_coefficients(per_frame)
     return atomic_write(Path(folder) / COEFFICIENTS_FILE, lambda tmp: np.savez(tmp, **arrays))
@@ -287,7 +288,6 @@ class CoefficientEstimator:
     """R for RGB frames: MediaPipe face mesh + ``coefficients_from_mesh``. ``static=False`` tracks a video."""
 
     def __init__(self, static: bool = True) -> None:
-        from ostnet.face.mesh import FaceMesh
 
         self.mesh = FaceMesh(static=static)
 

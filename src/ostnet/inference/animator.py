@@ -31,9 +31,9 @@ import torch
 from torch import Tensor, nn
 
 from ostnet.errors import OstnetError
-from ostnet.geometry.keypoints import movement_scale, relative_motion
 from ostnet.inference.controls import Controls, ControlState, check_supported
 from ostnet.inference.fast import optimize_for_inference
+from ostnet.inference.relative import movement_scale, relative_motion
 from ostnet.inference.smoothing import SmoothingConfig, make_smoother, smooth_tensors
 from ostnet.models.ostnet import OSTNet
 from ostnet.models.outputs import Keypoints, PreparedSource

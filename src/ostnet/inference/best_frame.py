@@ -2,7 +2,7 @@
 
 The driving frame whose facial landmarks, normalised for position and scale, are closest to the source's is
 used as the anchor of ``relative`` motion, so that the source's pose and expression at the start matter
-least. Landmarks are dlib's 68 points (``ostnet.evaluation.face_metrics``; FOMM uses face_alignment's 68),
+least. Landmarks are dlib's 68 points (``ostnet.face.landmarks``; FOMM uses face_alignment's 68),
 taken on the 256x256 crops; each set is centred on its mean and divided by the square root of its convex
 hull area, and the distance is the summed squared difference, as in FOMM.
 
@@ -20,8 +20,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ostnet.evaluation.face_metrics import FaceAnalyzer, get_face_analyzer, normalized_landmarks
 from ostnet.face.crop import CropBox, crop_and_resize
+from ostnet.face.landmarks import FaceAnalyzer, get_face_analyzer, normalized_landmarks
 from ostnet.inference.faces import DrivingVideo, SourceImage
 
 LANDMARK_SIZE = 256  # crops are analysed at this size (dlib's HOG detector needs faces of ~40 px or more)

@@ -29,9 +29,9 @@ from torch import Tensor, nn
 from torch.utils import _pytree as pytree
 
 from ostnet.errors import OstnetError
-from ostnet.geometry.keypoints import movement_scale
 from ostnet.inference.animator import FrameBatch, FrameStep, resolve_mode
 from ostnet.inference.fast import optimize_for_inference
+from ostnet.inference.relative import movement_scale
 from ostnet.io.atomic import AtomicFolder
 from ostnet.models.ostnet import OSTNet
 from ostnet.models.outputs import Keypoints

@@ -33,10 +33,12 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from ostnet.checkpoint import load_checkpoint
 from ostnet.errors import OstnetError
 from ostnet.inference.animator import Animator
 from ostnet.inference.best_frame import scan_best_frame
 from ostnet.inference.controls import Controls, check_supported
+from ostnet.inference.export import OnnxAnimator
 from ostnet.inference.faces import CropOptions, DrivingCrop, DrivingVideo, SourceImage, prepare_source
 from ostnet.inference.paste import Composer
 from ostnet.inference.timing import StageTimes, Stopwatch
@@ -299,13 +301,9 @@ def _check_options(options: AnimateOptions) -> None:
 
 def load_animator(options: AnimateOptions) -> Animator:
     """Load ``options.checkpoint`` and wrap it in an Animator with the options' device, dtype and mode."""
-    from ostnet.checkpoint import load_checkpoint
-
     if options.checkpoint is None:
         raise OstnetError("no checkpoint given (--checkpoint)")
     if options.runtime == "onnx":
-        from ostnet.inference.export import OnnxAnimator
-
         mode = "relative" if options.mode == "best-frame" else options.mode
         return OnnxAnimator(options.onnx_dir, options.checkpoint, mode=mode, adapt_scale=options.adapt_scale)
     return animator_for(load_checkpoint(options.checkpoint), options)

@@ -12,9 +12,9 @@ Frames are ``(H, W, 3)`` uint8 RGB numpy arrays on disk-facing APIs and ``(3, H,
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING
 
+from ostnet._lazy import lazy_getattr
 from ostnet.io.atomic import (
     AtomicFile,
     AtomicFolder,
@@ -24,6 +24,10 @@ from ostnet.io.atomic import (
     remove_temporaries,
     temp_path_for,
 )
+
+if TYPE_CHECKING:  # the lazy names below, for editors and type checkers
+    from ostnet.io.image import FrameFolder, load_image, save_image, to_tensor, to_uint8
+    from ostnet.io.video import VideoInfo, VideoWriter, iter_frames, probe_video, read_frames
 
 _LAZY = {
     "load_image": "ostnet.io.image",
@@ -41,16 +45,21 @@ _LAZY = {
 __all__ = [
     "AtomicFile",
     "AtomicFolder",
+    "FrameFolder",
+    "VideoInfo",
+    "VideoWriter",
     "atomic_output",
     "atomic_write",
     "is_temporary",
+    "iter_frames",
+    "load_image",
+    "probe_video",
+    "read_frames",
     "remove_temporaries",
+    "save_image",
     "temp_path_for",
-    *_LAZY,
+    "to_tensor",
+    "to_uint8",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'ostnet.io' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

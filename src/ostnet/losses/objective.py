@@ -19,7 +19,7 @@ The objective lives outside the networks (style.md §3.8): it takes the model, t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -31,9 +31,21 @@ from ostnet.losses.keypoint_distance import keypoint_distance_loss
 from ostnet.losses.perceptual import PerceptualLoss
 from ostnet.losses.vgg import VggFeatures, build_vgg
 from ostnet.models.outputs import ModelOutput
+from ostnet.models.pechead import EXPRESSION, LANDMARKS, PLACEMENT, POSE, POSE_UNIT
 
-if TYPE_CHECKING:
-    from ostnet.data.dataset import TrainingPair
+
+class LossBatch(Protocol):
+    """What the objective reads of a batch (``ostnet.data.TrainingPair`` is one; the losses layer does not
+    import the data layer). source, target: (B, 3, S, S) in [0, 1]; index: the dataset indices (B,)."""
+
+    @property
+    def source(self) -> Tensor: ...
+
+    @property
+    def target(self) -> Tensor: ...
+
+    @property
+    def index(self) -> Tensor | int: ...
 
 
 class LossTerms(NamedTuple):
@@ -78,7 +90,6 @@ def coefficient_loss(model: nn.Module, source: Tensor, out: ModelOutput, known: 
     """Supervision of PECHead's R and E where the data knows R (rows without NaN): the regressor on the source
     and on the (rectified) driving frame (mean L1 of each group: pose in units of 30 deg, expression,
     placement, landmarks; the groups summed), and the posed landmarks of both (mean L1)."""
-    from ostnet.models.pechead import EXPRESSION, LANDMARKS, PLACEMENT, POSE, POSE_UNIT
 
     scale = torch.ones(known.shape[-1], device=known.device)
     scale[:3] = 1.0 / POSE_UNIT
@@ -112,14 +123,14 @@ class Objective(nn.Module):
         self.perceptual = PerceptualLoss(vgg, cfg.perceptual_scales, cfg.perceptual_layer_weights, cfg.pixel_weight)
 
     def forward(
-        self, model: nn.Module, batch: TrainingPair, out: ModelOutput, *, tps_seed: int | None = None
+        self, model: nn.Module, batch: LossBatch, out: ModelOutput, *, tps_seed: int | None = None
     ) -> LossTerms:
         """Compute every term and the weighted total.
 
         Args:
             model: the OSTNet (or a DDP wrapper of it) that produced ``out``; its ``kp_detector`` is called on
                 the transformed source for L_eq.
-            batch: the TrainingPair (source, driving, target, ..., index) the model was run on.
+            batch: the batch the model was run on (a ``TrainingPair``: source, driving, target, ..., index).
             out: ``model(batch.source, batch.driving)``.
             tps_seed: seed of the equivariance transforms; with it each sample's transform depends only on
                 (tps_seed, batch.index[b]). None draws them from the global torch RNG.
@@ -158,7 +169,7 @@ class Objective(nn.Module):
             total, rec_driving, rec_rectified, eq_value, eq_jacobian, dist, *codes, warp=warp, coefficients=coefficients
         )
 
-    def _transform(self, batch: TrainingPair, tps_seed: int | None) -> RandomTPS:
+    def _transform(self, batch: LossBatch, tps_seed: int | None) -> RandomTPS:
         cfg = self.cfg
         device = batch.source.device
         if tps_seed is None:
@@ -177,7 +188,7 @@ class CodebookTerms(NamedTuple):
     code_usage: dict[str, Tensor] | None
 
 
-def codebook_terms(model: nn.Module, batch: TrainingPair, out: ModelOutput) -> CodebookTerms:
+def codebook_terms(model: nn.Module, batch: LossBatch, out: ModelOutput) -> CodebookTerms:
     """The codebook losses of a model with compensatory codebooks (all None without), and the code usage:
     ``codes/{motion,appearance}_perplexity_s{i}`` and ``codes/{motion,appearance}_dead_s{i}`` per scale i."""
     stats = out.codebooks

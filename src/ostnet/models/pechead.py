@@ -42,6 +42,7 @@ from ostnet.models.blocks import DownBlock2d, SameBlock2d, embed
 from ostnet.models.generator_ostnet import OSTNetGenerator
 from ostnet.models.ostnet import DrivingFrames, OSTNet
 from ostnet.models.outputs import GeneratorOutput, Keypoints, ModelOutput, MotionField, PreparedSource
+from ostnet.models.scale_transform import ScaleTransform
 
 NUM_EXPRESSION = len(EXPRESSION_NAMES)
 # Layout of a coefficient vector (``FaceCoefficients.flat``): pose 3, expression 6, placement 3, landmarks 2L.
@@ -336,8 +337,6 @@ class PECHead(OSTNet):
         self.kp_detector = HeadKeypointDetector(cfg)
         st = cfg.scale_transform
         if st.enabled:
-            from ostnet.models.scale_transform import ScaleTransform
-
             self.scale_transform = ScaleTransform(st, cfg.keypoints.num_kp)
         else:
             self.scale_transform = None

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ostnet.convert_fomm import convert_fomm_checkpoint
 from ostnet.errors import OstnetError
 
 INIT_FILENAME = "init.json"
@@ -76,7 +77,6 @@ def read_init_state(path: str | Path) -> dict[str, Tensor]:
             return load_file(str(path))
         except Exception as exc:  # noqa: BLE001 - a corrupt file raises several kinds
             raise OstnetError(f"--init {path}: not a readable safetensors file ({exc})") from None
-    from ostnet.convert_fomm import convert_fomm_checkpoint
 
     return convert_fomm_checkpoint(path)[1]
 

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ostnet import config as C
+from ostnet.checkpoint import save_checkpoint
 from ostnet.errors import OstnetError
 from ostnet.io.atomic import atomic_write, remove_temporaries
 from ostnet.io.tensors import load_trusted
@@ -208,7 +209,6 @@ class RunFolder:
     ) -> CheckpointFiles:
         """Write weights (and the EMA's), then state, then the pointer; then delete checkpoints older than
         ``keep_last``."""
-        from ostnet.checkpoint import save_checkpoint
 
         name = f"step_{step:08d}"
         files = CheckpointFiles(

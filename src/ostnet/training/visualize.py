@@ -19,14 +19,14 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
+from ostnet.config import TrainConfig
+from ostnet.data.dataset import TrainingPair
 from ostnet.io.atomic import atomic_write
 from ostnet.models.outputs import ModelOutput
 from ostnet.training.distributed import DistInfo, all_reduce_mean
 
 if TYPE_CHECKING:
-    from ostnet.config import TrainConfig
-    from ostnet.data.dataset import TrainingPair
-    from ostnet.training.trainer import StepResult
+    from ostnet.training.trainer import StepResult  # trainer imports this module
 
 COLUMNS = ("source", "driving", "rectified", "prediction", "keypoints")
 
