@@ -11,7 +11,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 start=$(date +%s)
 set +e
 "$PYTHON" -m pytest tests/test_hostile.py -m "" -v -p no:cacheprovider -rs "$@" 2>&1 \
-    | sed -n 's/^tests\/test_hostile.py::\(test_[a-z_]*\)\(\[\(.*\)\]\)\{0,1\} \([A-Z]*\).*/\4  \1 \3/p; /^SKIPPED/p; /passed\|failed/p'
+    | sed -n 's/^tests\/test_hostile.py::\(test_[a-z_]*\)\(\[\(.*\)\]\)\{0,1\} \([A-Z]*\).*/\4  \1 \3/p; /^SKIPPED/p; /^=.*\(passed\|failed\)/p'
 status=${PIPESTATUS[0]}
 set -e
 echo "hostile sweep: $(( $(date +%s) - start )) s, pytest exit status ${status}"
