@@ -53,7 +53,8 @@ def test_animate_with_onnx_runtime_equals_torch(exported, tiny_checkpoint, share
     for runtime in ("torch", "onnx"):
         extra = ["--onnx-dir", str(exported)] if runtime == "onnx" else []
         out = tmp_path / runtime
-        assert main([*common, "--runtime", runtime, *extra, "--output", str(out / "o.mp4"), "--frames", str(out)]) == 0
+        video = tmp_path / f"{runtime}.mp4"
+        assert main([*common, "--runtime", runtime, *extra, "--output", str(video), "--frames", str(out)]) == 0
     frames = sorted((tmp_path / "torch").glob("*.png"))
     assert len(frames) == 3
     for path in frames:
