@@ -52,6 +52,7 @@ def test_inspect_writes_flows_occlusions_and_histograms(preset, tmp_path, capsys
                     for i in scales}  # fmt: skip
         assert names == base | expected
     assert Image.open(out / "flow_scale0.png").size == (256, 256)
+    assert torch.is_grad_enabled()  # the command leaves the process's grad mode alone
 
 
 def test_inspect_bad_frame_is_one_line_and_writes_nothing(tmp_path, tiny_checkpoint, capsys):

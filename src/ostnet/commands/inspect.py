@@ -27,8 +27,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from ostnet.checkpoint import load_checkpoint
     from ostnet.data.transforms import resize_image
     from ostnet.inference.inspect import inspect_pair, write_images
@@ -50,7 +48,6 @@ def run(args: argparse.Namespace) -> int:
     if args.frame >= len(frames):
         raise OstnetError(f"--frame {args.frame}: {args.driving} has only {len(frames)} frame(s)")
     driving = to_tensor(frames[args.frame])
-    torch.set_grad_enabled(False)
     images = inspect_pair(
         model, resize_image(source, size, size)[None].clamp(0, 1), resize_image(driving, size, size)[None].clamp(0, 1)
     )
