@@ -255,3 +255,13 @@ def test_bad_codebook_input_is_a_one_line_error(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
         assert not out.exists()
+
+
+def test_a_codebook_model_exports_to_onnx(tmp_path):
+    from ostnet.inference.export import export_onnx
+
+    model = build_model("tiny-codebooks").eval()
+    _randomise_heads(model)  # the compensation must be in the exported graph, not a zero residual
+    path = save_checkpoint(model, tmp_path / "cb.safetensors")
+    summary = export_onnx(load_checkpoint(path), path, tmp_path / "onnx", "anchor-free")
+    assert summary.max_error <= 1e-4

@@ -140,6 +140,13 @@ class CodebookTransformer(nn.Module):
         return self.norm(tokens).transpose(1, 2).reshape(b, d, t, t)
 
 
+def pool_to(x: Tensor, size: int) -> Tensor:
+    """Average (B, C, H, W) down to (B, C, size, size); H = W = size * 2^j here, so a plain average pool (which
+    ONNX exports, unlike an adaptive one of unknown input size)."""
+    factor = x.shape[-1] // size
+    return x if factor == 1 else F.avg_pool2d(x, factor)
+
+
 def zero_conv(in_ch: int, out_ch: int, kernel: int = 3) -> nn.Conv2d:
     conv = nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2)
     nn.init.zeros_(conv.weight)
@@ -224,7 +231,7 @@ class MotionCompensation(nn.Module):
         if self.training:
             rec = F.l1_loss(self.flow_decoder(vq.quantized.permute(0, 3, 1, 2)), disp)
         heat = keypoints_to_gaussian(kp_driving, t, t, kp_variance)
-        query = self.fuse[scale](torch.cat([tokens, F.adaptive_avg_pool2d(warped_feature, t), heat], dim=1))
+        query = self.fuse[scale](torch.cat([tokens, pool_to(warped_feature, t), heat], dim=1))
         delta = self.heads[scale](self.transformers[scale](query, self.quantizer.codes(scale)))
         if delta.shape[-1] != self.motion_size:
             delta = F.interpolate(delta, size=self.motion_size, mode="bilinear", align_corners=True)
@@ -270,7 +277,7 @@ class AppearanceCompensation(nn.Module):
     def token_validity(self, flow: Tensor) -> Tensor:
         """(B, m, m, 2) flow -> (B, T*T) bool: True where the token's flow (averaged over the token) stays
         inside [-1, 1]."""
-        pooled = F.adaptive_avg_pool2d(flow.permute(0, 3, 1, 2), self.token_size)  # (B, 2, T, T)
+        pooled = pool_to(flow.permute(0, 3, 1, 2), self.token_size)  # (B, 2, T, T)
         return (pooled.abs() <= 1).all(dim=1).flatten(1)
 
     def forward(self, scale: int, warped: Tensor, flow: Tensor) -> Tensor:
