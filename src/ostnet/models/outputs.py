@@ -40,14 +40,14 @@ class PreparedSource(NamedTuple):
     and reused for every driving frame by ``forward_prepared`` (the Animator caches it per source).
 
     image: (B, C, H, W) the source; stem: the first encoder features F_en(I_S), (B, c_1, H, W);
-    motion: the dense motion network's source part; extra: what a generator family needs beyond these, or
-    None (a NamedTuple of tensors with batch first, so that ``Animator`` can expand a batch of one).
+    motion: the dense motion network's source part. A family that needs more per-source tensors wraps it in
+    its own NamedTuple of batch-first tensors (PECHead's ``PECPrepared``: this and the source landmarks), which
+    the Animator expands from a batch of one and ``ostnet export`` flattens like this one (no None fields).
     """
 
     image: Tensor
     stem: Tensor
     motion: DenseMotionSource
-    extra: NamedTuple | None = None
 
 
 class MotionField(NamedTuple):
