@@ -32,7 +32,15 @@ import numpy as np
 import torch
 
 from ostnet.checkpoint import load_checkpoint
-from ostnet.data.synthetic import Expression, HeadParams, Pose, render_head, sample_identity, sample_sequence
+from ostnet.data.synthetic import (
+    Expression,
+    HeadParams,
+    Pose,
+    head_coefficients,
+    render_head,
+    sample_identity,
+    sample_sequence,
+)
 from ostnet.evaluation.evaluate import frame_jitter
 from ostnet.inference.animator import Animator
 from ostnet.inference.controls import Controls
@@ -81,7 +89,15 @@ def interval(values: list[float], seed: int = 0) -> tuple[float, float, float]:
     return float(v.mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
 
 
-def edit_scores(model, heads: list[HeadParams], texture: float) -> dict:
+def _oracle_source(animator: Animator, source: torch.Tensor, params: HeadParams) -> None:
+    """Replace the source's estimated R by the exact one (isolates E and G from the regressor R̂)."""
+    known = torch.from_numpy(head_coefficients(params).flat())[None]
+    with torch.inference_mode():
+        kp = animator.net.detect(source, known)
+        animator.source = animator.source._replace(kp=kp, prepared=animator.net.prepare_source(source, kp))
+
+
+def edit_scores(model, heads: list[HeadParams], texture: float, oracle: bool = False) -> dict:
     size = model.image_size
     out: dict = {}
     plain = Animator(model, device="cpu")
@@ -92,6 +108,9 @@ def edit_scores(model, heads: list[HeadParams], texture: float) -> dict:
             source, target = _image(params, size, texture), _image(change(params), size, texture)
             plain.set_source(source)
             editor.set_source(source)
+            if oracle:
+                _oracle_source(plain, source, params)
+                _oracle_source(editor, source, params)
             unedited, edited = plain.edit(), editor.edit()
             l1_edit.append((edited - target).abs().mean().item())
             l1_source.append((source - target).abs().mean().item())
@@ -154,6 +173,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--texture", type=float, default=0.25)
     parser.add_argument("--smoothing", action="store_true", help="also jitter with each motion smoothing")
+    parser.add_argument("--oracle", action="store_true", help="also edit with the source's exact R")
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -163,6 +183,8 @@ def main() -> None:
         label, _, path = item.partition("=")
         model = load_checkpoint(path).eval()
         entry = {"checkpoint": path, "edits": edit_scores(model, heads, args.texture)}
+        if args.oracle:
+            entry["edits_exact_source_r"] = edit_scores(model, heads, args.texture, oracle=True)
         entry["video"] = {"cap on" if model.cfg.pechead.cap else "no cap": video_scores(model, clips, args.texture)}
         if model.cfg.pechead.cap:
             entry["video"]["cap off (gate 0)"] = video_scores(model, clips, args.texture, cap=False)

@@ -12,7 +12,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from ostnet.commands.control_options import add_control_arguments, controls_from_args, save_recipe
+from ostnet.commands.control_options import (
+    add_control_arguments,
+    add_motion_smooth_argument,
+    controls_from_args,
+    save_recipe,
+)
 
 MODES = ("auto", "anchor-free", "relative", "absolute", "best-frame")  # = ostnet.inference.pipeline.MODES
 MODE_HELP = (
@@ -49,13 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     motion.add_argument(
         "--adapt-scale", action="store_true", help="relative/best-frame: scale the motion by the keypoint hull areas"
     )
-    motion.add_argument(
-        "--motion-smooth",
-        choices=("none", "ema", "kalman", "one-euro"),
-        default="none",
-        help="temporal smoothing of the driving motion (keypoints, scale code) against flicker: ema, kalman "
-        "(constant velocity), one-euro (steady when still, quick when moving); default: none",
-    )
+    add_motion_smooth_argument(motion)
     crop = p.add_argument_group("face crop and composition")
     crop.add_argument("--no-crop", action="store_true", help="inputs are already face crops: no face detection")
     crop.add_argument(

@@ -20,6 +20,17 @@ EDITS = {  # flag -> (Controls field, help)
 }
 
 
+def add_motion_smooth_argument(group, help_prefix: str = "") -> None:
+    """``--motion-smooth`` (ostnet.inference.smoothing), for ``animate`` and ``evaluate``."""
+    group.add_argument(
+        "--motion-smooth",
+        choices=("none", "ema", "kalman", "one-euro"),
+        default="none",
+        help=help_prefix + "temporal smoothing of the driving motion (keypoints, scale code) against flicker: ema, "
+        "kalman (constant velocity), one-euro (steady when still, quick when moving); default: none",
+    )
+
+
 def add_control_arguments(parser: argparse.ArgumentParser, video: bool = True) -> None:
     """Declare the control flags on ``parser`` (``video``: also the driving-related ones)."""
     group = parser.add_argument_group("pose and expression controls (PECHead checkpoints; other models refuse them)")

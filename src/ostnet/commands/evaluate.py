@@ -54,13 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lpips-linear", metavar="PTH", help="lpips v0.1 alex.pth (linear layers)")
     parser.add_argument("--samples", type=int, default=8, metavar="N", help="pairs shown in samples.png (8)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument(
-        "--motion-smooth",
-        choices=("none", "ema", "kalman", "one-euro"),
-        default="none",
-        help="reconstruction protocol: animate each video in order with this motion smoothing (see the Jitter "
-        "metric); default none (independent pairs)",
-    )
+    from ostnet.commands.control_options import add_motion_smooth_argument
+
+    add_motion_smooth_argument(parser, "reconstruction protocol: animate each video in order with ")
     parser.set_defaults(handler=run)
 
 

@@ -111,10 +111,16 @@ class OSTNet(nn.Module):
         st = frames.st
         z = None if st is None else st.z
         gen = self.generate(self.prepare_source(source, kp_source), frames.kp_motion, self.embedding_code(z))
+        return self.output(kp_source, frames, gen)
+
+    @staticmethod
+    def output(kp_source: Keypoints, frames: DrivingFrames, gen: GeneratorOutput) -> ModelOutput:
+        """The ModelOutput of one forward pass from its parts."""
+        st = frames.st
         return ModelOutput(
             prediction=gen.prediction,
             rectified=frames.rectified,
-            z=z,
+            z=None if st is None else st.z,
             fiducial_points=None if st is None else st.fiducial,
             kp_source=kp_source,
             kp_driving=frames.kp_driving,

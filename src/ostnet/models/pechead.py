@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from ostnet.config import ModelConfig
 from ostnet.face.coefficients import (
+    COEFFICIENT_DIM,
     EXPRESSION_NAMES,
     NEUTRAL_EXPRESSION,
     NUM_LANDMARKS,
@@ -48,7 +49,6 @@ NUM_EXPRESSION = len(EXPRESSION_NAMES)
 # Layout of a coefficient vector (``FaceCoefficients.flat``): pose 3, expression 6, placement 3, landmarks 2L.
 POSE, EXPRESSION, PLACEMENT = slice(0, 3), slice(3, 9), slice(9, 12)
 LANDMARKS = slice(12, 12 + 2 * NUM_LANDMARKS)
-COEFFICIENT_DIM = 12 + 2 * NUM_LANDMARKS
 _GRID = 4  # spatial cells kept by E's and R's image encoders
 POSE_UNIT = 30.0  # degrees: the regressor predicts pose / POSE_UNIT
 # Fixed border points of the landmark TPS (the frame's corners and edge middles stay in place).
@@ -390,15 +390,4 @@ class PECHead(OSTNet):
         gen = self.generator.forward_prepared(
             self.prepare_source(source, kp_source), frames.kp_motion, self.embedding_code(z), temporal
         )
-        return ModelOutput(
-            prediction=gen.prediction,
-            rectified=frames.rectified,
-            z=z,
-            fiducial_points=None if frames.st is None else frames.st.fiducial,
-            kp_source=kp_source,
-            kp_driving=frames.kp_driving,
-            kp_rectified=frames.kp_motion,
-            deformation=gen.motion.deformation,
-            occlusion=gen.motion.occlusion,
-            deformed=gen.deformed,
-        )
+        return self.output(kp_source, frames, gen)
