@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ostnet.config import PAPER_DELTA
+
 
 class AugmentedImage(NamedTuple):
     """image: same shape and dtype as the input, values in the input's range (zeros in the padding).
@@ -119,7 +121,7 @@ def _augment_one(image: Tensor, alpha: float, beta: float) -> Tensor:
 
 def expression_preserved_augmentation(
     image: Tensor,
-    delta: float = 0.3,
+    delta: float = PAPER_DELTA,
     *,
     generator: torch.Generator | None = None,
     alpha: float | Tensor | None = None,

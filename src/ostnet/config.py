@@ -10,36 +10,40 @@ Configs are plain dataclasses so they can be built in Python, overridden from th
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+
+from ostnet.options import option, option_bounds
 
 
 @dataclass
 class KeypointDetectorConfig:
     """FOMM keypoint detector F_kp (paper Sec. 3.2 and App. A; reference-architecture.md §1)."""
 
-    num_kp: int = 15  # K = 15 "being the same as DaGAN" (App. A)
-    block_expansion: int = 32
-    max_features: int = 1024
-    num_blocks: int = 5
-    temperature: float = 0.1
-    scale_factor: float = 0.25
+    num_kp: int = option(15, bounds=(1, 512))  # K = 15 "being the same as DaGAN" (App. A)
+    block_expansion: int = option(32, bounds=(1, 4096))
+    max_features: int = option(1024, bounds=(1, 65536))
+    num_blocks: int = option(5, bounds=(1, 10))
+    temperature: float = option(0.1, bounds=(1e-06, None))
+    scale_factor: float = option(0.25, bounds=(0.001, 1.0))
     estimate_jacobian: bool = True
-    pad: int = 0
+    pad: int = option(0, bounds=(0, 16))
 
 
 @dataclass
 class DenseMotionConfig:
     """FOMM dense motion network producing M_{S<-D^} and the occlusion map (reference-architecture.md §2)."""
 
-    block_expansion: int = 64
-    max_features: int = 1024
-    num_blocks: int = 5
-    scale_factor: float = 0.25
-    kp_variance: float = 0.01
+    block_expansion: int = option(64, bounds=(1, 4096))
+    max_features: int = option(1024, bounds=(1, 65536))
+    num_blocks: int = option(5, bounds=(1, 10))
+    scale_factor: float = option(0.25, bounds=(0.001, 1.0))
+    kp_variance: float = option(0.01, bounds=(1e-06, None))
     estimate_occlusion: bool = True
 
 
@@ -53,10 +57,10 @@ class GeneratorConfig:
     """
 
     kind: Literal["ostnet", "fomm"] = "ostnet"
-    block_expansion: int = 64
-    max_features: int = 512
-    num_down_blocks: int = 3
-    num_bottleneck_blocks: int = 0
+    block_expansion: int = option(64, bounds=(1, 4096))
+    max_features: int = option(512, bounds=(1, 65536))
+    num_down_blocks: int = option(3, bounds=(1, 8))
+    num_bottleneck_blocks: int = option(0, bounds=(0, 64))
     # Eq. 5 has no skip connections; TPSM's generator has warped, occluded skip features. See
     # docs/design.md "Skip connections" for the experiment that picked the default.
     skip_connections: bool = True
@@ -69,10 +73,10 @@ class ScaleTransformConfig:
     """Scale transformation module, Sec. 3.2 (Eqs. 1-3)."""
 
     enabled: bool = True  # ST
-    num_fiducial: int = 20  # T = 20 (App. A)
-    num_layers: int = 4  # T_theta is "a 4-layer MLP" (App. A, Fig. 9d)
-    hidden_features: int = 256  # not given by the paper; see docs/design.md
-    latent_dim: int = 128  # size of z; not given by the paper; see docs/design.md
+    num_fiducial: int = option(20, bounds=(3, 1024))  # T = 20 (App. A)
+    num_layers: int = option(4, bounds=(1, 32))  # T_theta is "a 4-layer MLP" (App. A, Fig. 9d)
+    hidden_features: int = option(256, bounds=(1, 65536))  # not given by the paper; see docs/design.md
+    latent_dim: int = option(128, bounds=(1, 65536))  # size of z; not given by the paper; see docs/design.md
     use_distance_vectors: bool = True  # Eq. 1; off for the "w/o DV" ablation (Table 4)
     padding_mode: Literal["border", "zeros", "reflection"] = "border"
 
@@ -133,8 +137,8 @@ class ModelConfig:
     """A complete model description. Stored inside every checkpoint."""
 
     name: str = "ostnet-vox-256"
-    image_size: int = 256
-    num_channels: int = 3
+    image_size: int = option(256, bounds=(16, 4096))
+    num_channels: int = option(3, bounds=(1, 16))
     keypoints: KeypointDetectorConfig = field(default_factory=KeypointDetectorConfig)
     dense_motion: DenseMotionConfig = field(default_factory=DenseMotionConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -145,12 +149,31 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.generator.scale_embedding and not self.scale_transform.enabled:
             raise ValueError("scale_embedding (SE) needs the scale transformation (ST): z comes from ST")
+        self._check_sizes()
         if self.codebooks.enabled:
             _check_codebooks(self)
         if self.pechead.enabled and (self.generator.kind != "ostnet" or not self.generator.skip_connections):
             raise ValueError("pechead: the feature fusion needs the OSTNet generator with skip connections")
         if self.pechead.enabled and self.codebooks.enabled:
             raise ValueError("pechead and codebooks cannot be combined yet (the generator is PECHead's own)")
+
+    def _check_sizes(self) -> None:
+        """The hourglasses run at image_size x scale_factor and halve it num_blocks times; the generator halves
+        image_size num_down_blocks times: every level must be a whole number of pixels (else the skip
+        connections do not line up)."""
+        size = self.image_size
+        for name, net in (("keypoints", self.keypoints), ("dense_motion", self.dense_motion)):
+            scaled = size * net.scale_factor
+            if scaled != int(scaled) or int(scaled) % 2**net.num_blocks:
+                raise ValueError(
+                    f"image_size {size}: {name} works at image_size x scale_factor = {scaled:g}, which must be a "
+                    f"whole multiple of 2^num_blocks = {2**net.num_blocks}"
+                )
+        if size % 2**self.generator.num_down_blocks:
+            raise ValueError(
+                f"image_size {size} must be a multiple of 2^generator.num_down_blocks = "
+                f"{2**self.generator.num_down_blocks}"
+            )
 
 
 def _check_codebooks(cfg: ModelConfig) -> None:
@@ -178,11 +201,16 @@ def _check_codebooks(cfg: ModelConfig) -> None:
         )
 
 
+# The scale factor delta of the expression-preserved augmentation, Sec. 3.4: "we set the scaling factor as 0.3"
+# (App. A). Training (AugmentationConfig), the datasets, ``augment`` and the different-scale protocol read it here.
+PAPER_DELTA = 0.3
+
+
 @dataclass
 class AugmentationConfig:
     """Expression-preserved augmentation, Sec. 3.4: alpha, beta ~ U[1 - delta, 1 + delta]."""
 
-    delta: float = 0.3  # "we set the scaling factor as 0.3" (App. A)
+    delta: float = option(PAPER_DELTA, bounds=(0.0, 0.9))
 
 
 @dataclass
@@ -193,19 +221,20 @@ class LossConfig:
     perceptual loss; doing both would weight it 100). See docs/design.md.
     """
 
-    lambda_rec: float = 10.0
-    lambda_eq: float = 10.0
-    lambda_dist: float = 10.0
-    perceptual_scales: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
-    perceptual_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)
+    lambda_rec: float = option(10.0, bounds=(0.0, None))
+    lambda_eq: float = option(10.0, bounds=(0.0, None))
+    lambda_dist: float = option(10.0, bounds=(0.0, None))
+    perceptual_scales: tuple[float, ...] = option((1.0, 0.5, 0.25, 0.125), bounds=(0.001, 1.0))
+    perceptual_layer_weights: tuple[float, ...] = option((1.0, 1.0, 1.0, 1.0, 1.0), bounds=(0.0, None))
     # Not in the paper (0 = Eq. 7 as published): weight of a mean absolute pixel difference added at every
     # pyramid level. ``ostnet demo`` uses it because its VGG-19 is random (no weights offline); see docs/design.md.
-    pixel_weight: float = 0.0
+    pixel_weight: float = option(0.0, bounds=(0.0, None))
     equivariance_jacobian: bool = True
-    kp_distance_margin: float = 0.1  # gamma in Eq. 9 (App. B)
-    tps_sigma_affine: float = 0.05  # FOMM equivariance transform (reference-architecture.md §6.2)
-    tps_sigma_tps: float = 0.005
-    tps_points: int = 5
+    kp_distance_margin: float = option(0.1, bounds=(0.0, None))  # gamma in Eq. 9 (App. B)
+    # FOMM equivariance transform (reference-architecture.md §6.2)
+    tps_sigma_affine: float = option(0.05, bounds=(0.0, None))
+    tps_sigma_tps: float = option(0.005, bounds=(0.0, None))
+    tps_points: int = option(5, bounds=(2, 32))
     # Codebooks (seed-systems.md §1, [C]); used only by models with codebooks.
     lambda_vq_motion: float = 1.0  # VQ loss of the motion codebook [C]
     lambda_flow_rec: float = 32.0  # L1 reconstruction of the flow from its codes [C]
@@ -230,13 +259,13 @@ class LossConfig:
 class OptimConfig:
     """Optimiser and schedule. Defaults follow FOMM vox-256 (reference-architecture.md §6.4)."""
 
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    weight_decay: float = 0.0
-    milestones: tuple[int, ...] = (60, 90)  # epochs
-    gamma: float = 0.1
-    num_epochs: int = 100
-    grad_clip: float | None = None
+    lr: float = option(2e-4, bounds=(1e-12, 10.0))
+    betas: tuple[float, float] = option((0.5, 0.999), bounds=(0.0, 0.999999))
+    weight_decay: float = option(0.0, bounds=(0.0, None))
+    milestones: tuple[int, ...] = option((60, 90), bounds=(0, None))  # epochs
+    gamma: float = option(0.1, bounds=(1e-06, 1.0))
+    num_epochs: int = option(100, bounds=(1, None))
+    grad_clip: float | None = option(None, bounds=(1e-12, None))
 
 
 @dataclass
@@ -244,9 +273,9 @@ class DataConfig:
     """Training data. 8 pairs per GPU as in the paper (App. A)."""
 
     root: str = ""
-    batch_size: int = 8
-    num_repeats: int = 75
-    num_workers: int = 2
+    batch_size: int = option(8, bounds=(1, 4096))
+    num_repeats: int = option(75, bounds=(1, None))
+    num_workers: int = option(2, bounds=(0, 256))
     id_sampling: bool = True
     flip: bool = True
     time_flip: bool = True
@@ -303,15 +332,16 @@ class TrainConfig:
     # Exponential moving average of the model's weights (all networks that make the image; not the
     # discriminator), updated after every optimiser step; used for evaluation and export when present (the
     # run's final.safetensors holds it). None: off (OSTNet presets). The codebooks paper uses 0.995 [C].
-    ema_decay: float | None = None
-    seed: int = 0
-    max_steps: int | None = None
-    max_seconds: float | None = None  # wall-clock budget of one fit(), checked after every step
+    ema_decay: float | None = option(None, bounds=(0.0, 0.999999))
+    seed: int = option(0, bounds=(0, None))
+    max_steps: int | None = option(None, bounds=(1, None))
+    # wall-clock budget of one fit(), checked after every step
+    max_seconds: float | None = option(None, bounds=(1e-06, None))
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     deterministic: bool = False
-    log_every: int = 10
-    image_every: int = 200
-    checkpoint_every: int = 500
+    log_every: int = option(10, bounds=(1, None))
+    image_every: int = option(200, bounds=(1, None))
+    checkpoint_every: int = option(500, bounds=(1, None))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -518,43 +548,79 @@ def to_json(cfg: Any) -> str:
     return json.dumps(to_dict(cfg), indent=2, sort_keys=True)
 
 
-def _convert(tp: Any, value: Any) -> Any:
-    """Coerce a JSON value (or a dict) to the annotated field type ``tp``."""
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(tp)))
+    return {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}.get(tp, str(tp))
+
+
+def _convert(tp: Any, value: Any, where: str, bounds: tuple | None = None) -> Any:
+    """``value`` (JSON) as the annotated type ``tp``, checked: types, ``Literal`` choices, finiteness and the
+    field's bounds (``option(..., bounds=...)``); ValueError naming ``where`` otherwise."""
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value)
+        return from_dict(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(tp):
+            return None
+        (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _convert(inner, value, where, bounds)
     if origin is tuple:
         args = typing.get_args(tp)
-        inner = args[0] if args else Any
-        return tuple(_convert(inner, v) for v in value)
-    if origin in (typing.Union, types.UnionType):
-        if value is None:
-            return None
-        for arg in typing.get_args(tp):
-            if arg is type(None):
-                continue
-            try:
-                return _convert(arg, value)
-            except (TypeError, ValueError):
-                continue
-        raise ValueError(f"cannot convert {value!r} to {tp}")
-    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if tp is int and isinstance(value, float) and value.is_integer():
-        return int(value)
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{where} must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, f"{where}[{k}]", bounds) for k, v in enumerate(value))
+        if len(value) != len(args):
+            raise ValueError(f"{where} must have {len(args)} values, got {len(value)}")
+        return tuple(_convert(a, v, f"{where}[{k}]", bounds) for k, (a, v) in enumerate(zip(args, value, strict=True)))
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ValueError(f"{where} must be {_type_name(tp)}, got {value!r}")
+        return value
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool) or isinstance(value, float) and value.is_integer(),
+        float: isinstance(value, int | float) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }.get(tp, True)
+    if not ok:
+        raise ValueError(f"{where} must be {_type_name(tp)}, got {value!r}")
+    if tp is float and not math.isfinite(value):
+        raise ValueError(f"{where} must be a finite number, got {value!r}")
+    value = tp(value) if tp in (int, float) else value
+    if bounds is not None and tp in (int, float):
+        lo, hi = bounds
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            low, high = "-inf" if lo is None else f"{lo:g}", "inf" if hi is None else f"{hi:g}"
+            raise ValueError(f"{where} must be in [{low}, {high}], got {value!r}")
     return value
 
 
-def from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Rebuild a (nested) dataclass from ``to_dict`` output. Unknown keys are an error."""
+def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    """Rebuild a (nested) dataclass from ``to_dict`` output (a checkpoint's config, a run's config.json, the
+    overrides), checking every value against its field's type, choices and bounds. Unknown keys are an error
+    that names the closest valid key. Raises ValueError (one line)."""
     if not isinstance(data, dict):
-        raise ValueError(f"expected a mapping for {cls.__name__}, got {type(data).__name__}")
+        raise ValueError(f"{where or cls.__name__} must be a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}")
-    return cls(**{k: _convert(hints[k], v) for k, v in data.items()})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            raise ValueError(f"unknown config key {_join(where, key)!r}{_closest(key, fields, where)}")
+    values = {k: _convert(hints[k], v, _join(where, k), option_bounds(fields[k])) for k, v in data.items()}
+    return cls(**values)
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _closest(key: str, names: typing.Iterable[str], where: str, rest: str = "") -> str:
+    match = difflib.get_close_matches(key, list(names), n=1, cutoff=0.5)
+    if not match:
+        return f"; valid keys here: {', '.join(sorted(names))}"
+    return f"; did you mean {_join(where, match[0]) + ('.' + rest if rest else '')!r}?"
 
 
 def _parse_scalar(text: str) -> Any:
@@ -574,13 +640,21 @@ def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
         if "=" not in item:
             raise ValueError(f"override {item!r} is not of the form key.path=value")
         path, raw = item.split("=", 1)
-        node = data
+        node, where = data, ""
         keys = path.split(".")
-        for key in keys[:-1]:
+        for depth, key in enumerate(keys[:-1]):
             if not isinstance(node.get(key), dict):
-                raise ValueError(f"unknown config key {path!r}")
-            node = node[key]
-        if keys[-1] not in node:
-            raise ValueError(f"unknown config key {path!r}")
-        node[keys[-1]] = _parse_scalar(raw)
+                rest = ".".join(keys[depth + 1 :])
+                raise ValueError(f"unknown config key {path!r}{_closest(key, _sections(node), where, rest)}")
+            node, where = node[key], _join(where, key)
+        last = path.split(".")[-1]
+        if last not in node:
+            raise ValueError(f"unknown config key {path!r}{_closest(last, node, where)}")
+        if isinstance(node[last], dict):
+            raise ValueError(f"{path!r} is a section; set one of its keys, e.g. {path}.{next(iter(node[last]))}")
+        node[last] = _parse_scalar(raw)
     return from_dict(type(cfg), data)
+
+
+def _sections(node: dict[str, Any]) -> list[str]:
+    return [k for k, v in node.items() if isinstance(v, dict)]

@@ -23,7 +23,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ostnet.augment import expression_preserved_augmentation
-from ostnet.config import AugmentationConfig, DataConfig
+from ostnet.config import PAPER_DELTA, AugmentationConfig, DataConfig
 from ostnet.data.transforms import apply_color_jitter, horizontal_flip, resize_image, sample_color_jitter
 from ostnet.errors import OstnetError
 from ostnet.face.coefficients import COEFFICIENT_DIM, flat_coefficients, load_clip_coefficients, mirror_flat
@@ -213,7 +213,7 @@ class PairDataset(Dataset[TrainingPair]):
         id_sampling: bool = True,
         num_repeats: int = 1,
         augment: bool = True,
-        delta: float = 0.3,
+        delta: float = PAPER_DELTA,
         flip: bool = True,
         time_flip: bool = True,
         color_jitter: bool = True,

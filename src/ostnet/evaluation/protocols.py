@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ostnet.config import PAPER_DELTA
 from ostnet.data.dataset import (
     STRIP_SUFFIXES,
     VIDEO_SUFFIXES,
@@ -67,7 +68,7 @@ GROUND_TRUTH_PROTOCOLS = ("same-scale", "different-scale", "reconstruction")
 NUM_PAIRS = 2083  # DaGAN's vox_evaluation.csv
 NUM_VIDEOS = 100
 DIFFERENT_SCALE_VARIANTS = 2  # 2 x 2083 = 4166 (Sec. 4.1)
-DELTA = 0.3  # App. A
+DELTA = PAPER_DELTA  # App. A, ostnet.config
 HEADER = ["source", "driving", "frame"]
 SCALE_COLUMNS = ["alpha", "beta"]
 _INDEX_SUFFIX = re.compile(r"^(?P<file>.+)#(?P<index>\d+)$")

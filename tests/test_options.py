@@ -1,0 +1,69 @@
+"""The option declaration mechanism (``ostnet.options``): flags, defaults, nested options and checks all come
+from one typed declaration; floats must be finite, numbers inside their bounds."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import pytest
+
+from ostnet.errors import OstnetError
+from ostnet.options import add_arguments, check_options, from_namespace, nested, option, specs
+
+
+@dataclass(frozen=True)
+class _Inner:
+    ratio: float = option(0.5, help="a ratio", bounds=(0.0, 1.0))
+    on: bool = option(True, flag="--off", help="switch it off")
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+
+@dataclass(frozen=True)
+class _Toy:
+    name: str = option(help="required text")
+    kind: Literal["a", "b"] = option("a", help="a choice")
+    count: int | None = option(None, help="a count", bounds=(1, None))
+    tags: tuple[str, ...] = option((), flag="--tag", help="repeatable")
+    inner: _Inner = nested(_Inner)
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+
+def _parse(*argv: str) -> _Toy:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, _Toy)
+    return from_namespace(_Toy, parser.parse_args(argv))
+
+
+def test_a_declaration_gives_flags_defaults_and_nested_options():
+    toy = _parse("--name", "x", "--kind", "b", "--tag", "p", "--tag", "q", "--ratio", "0.25", "--off")
+    assert toy == _Toy("x", "b", None, ("p", "q"), _Inner(0.25, False))
+    assert _parse("--name", "y") == _Toy("y")
+    found = {s.dest: s for s in specs(_Toy)}
+    assert list(found) == ["name", "kind", "count", "tags", "inner__ratio", "inner__on"]
+    assert found["kind"].choices == ("a", "b") and found["count"].bounds == (1, None) and found["name"].required
+    assert found["inner__on"].flag == "--off" and found["tags"].repeat
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: _Toy("x", kind="c"), "unknown kind 'c'"),
+        (lambda: _Toy("x", count=0), "--count must be at least 1, got 0"),
+        (lambda: _Toy("x", count=True), "--count must be an integer"),
+        (lambda: _Inner(ratio=math.nan), "--ratio must be a finite number"),
+        (lambda: _Inner(ratio=math.inf), "--ratio must be a finite number"),
+        (lambda: _Inner(ratio=1.5), "--ratio must be in [0, 1], got 1.5"),
+        (lambda: _Toy(3), "--name must be a string"),
+    ],
+)
+def test_python_construction_is_checked_too(build, message):
+    with pytest.raises(OstnetError) as info:
+        build()
+    assert message in str(info.value)
