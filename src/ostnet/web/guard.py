@@ -127,7 +127,7 @@ class RequestGuard:
         while True:
             try:
                 message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return 408
             if message["type"] == "http.disconnect":
                 return 400
