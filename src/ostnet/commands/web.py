@@ -19,7 +19,6 @@ from ostnet.errors import OstnetError
 def register(sub: argparse._SubParsersAction) -> None:
     from ostnet.web.limits import WebLimits
 
-    d = WebLimits()
     p = sub.add_parser(
         "web",
         help="serve a web app (Gradio) for animating portraits",
@@ -36,17 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860; 0 = the first free one from 7860)")
     p.add_argument("--auth", metavar="USER:PASS", help="ask for this user name and password")
     p.add_argument("--share", action="store_true", help="also open a public share link (off unless asked)")
-    limits = p.add_argument_group("limits")
-    limits.add_argument("--max-upload-mb", type=float, metavar="MB", default=d.max_upload_mb, help="largest upload")
-    limits.add_argument(
-        "--max-video-seconds", type=float, metavar="S", default=d.max_video_seconds, help="longest video"
-    )
-    limits.add_argument("--max-video-frames", type=int, metavar="N", default=d.max_video_frames, help="most frames")
-    limits.add_argument("--max-queue", type=int, metavar="N", default=d.max_queue, help="jobs waiting at most")
-    limits.add_argument("--per-model", type=int, metavar="N", default=d.per_model, help="jobs at once per model")
-    limits.add_argument(
-        "--request-timeout", type=float, metavar="S", default=d.request_timeout, help="seconds an upload may take"
-    )
+    WebLimits.add_arguments(p.add_argument_group("limits"))
     p.set_defaults(handler=run_web)
 
 
@@ -76,14 +65,7 @@ def run_web(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise OstnetError(f"--port must be between 0 and 65535, got {args.port}")
     auth = parse_auth(args.auth)
-    limits = WebLimits(
-        max_upload_mb=args.max_upload_mb,
-        max_video_seconds=args.max_video_seconds,
-        max_video_frames=args.max_video_frames,
-        max_queue=args.max_queue,
-        per_model=args.per_model,
-        request_timeout=args.request_timeout,
-    )
+    limits = WebLimits.from_args(args)
     models = load_models(args.checkpoint, args.device, limits.per_model)
     for served in models.values():
         _log(f"model {served.label!r}: {served.description}, on {served.device}")

@@ -1,38 +1,50 @@
-"""The limits of one ``ostnet web`` server (no heavy imports: the command line reads the defaults)."""
+"""The limits of one ``ostnet web`` server, declared once: the command line's flags (``--max-upload-mb`` ...)
+are made from these fields (no heavy imports: the command line reads them at start-up)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
 
 from ostnet.errors import OstnetError
 
 
+def _limit(default: float, metavar: str, help: str):
+    return field(default=default, metadata={"metavar": metavar, "help": help})
+
+
 @dataclass(frozen=True)
 class WebLimits:
-    """What one server accepts. ``max_upload_mb``: largest request (both files); ``max_video_seconds`` and
-    ``max_video_frames``: longest driving video; ``max_queue``: jobs waiting at once (more are refused);
-    ``per_model``: jobs running at once on one model; ``request_timeout``: seconds a request body may take
-    to arrive (slow-drip uploads are cut off)."""
+    """What one server accepts; every field is a positive number and the flag ``--<field-with-dashes>``."""
 
-    max_upload_mb: float = 100.0
-    max_video_seconds: float = 60.0
-    max_video_frames: int = 1800
-    max_queue: int = 8
-    per_model: int = 1
-    request_timeout: float = 60.0
+    max_upload_mb: float = _limit(100.0, "MB", "largest upload, per file")
+    max_video_seconds: float = _limit(60.0, "S", "longest driving video in seconds")
+    max_video_frames: int = _limit(1800, "N", "longest driving video in frames")
+    max_queue: int = _limit(8, "N", "jobs waiting at most; more are refused with 'the queue is full'")
+    per_model: int = _limit(1, "N", "jobs running at once on one model")
+    request_timeout: float = _limit(60.0, "S", "seconds a request body may take to arrive (slow uploads are cut off)")
 
     def __post_init__(self) -> None:
-        numbers = {
-            "--max-upload-mb": self.max_upload_mb,
-            "--max-video-seconds": self.max_video_seconds,
-            "--max-video-frames": self.max_video_frames,
-            "--max-queue": self.max_queue,
-            "--per-model": self.per_model,
-            "--request-timeout": self.request_timeout,
-        }
-        for flag, value in numbers.items():
+        for name, value in dataclasses.asdict(self).items():
             if not 0 < value < float("inf"):
-                raise OstnetError(f"{flag} must be a positive number, got {value}")
+                raise OstnetError(f"{flag(name)} must be a positive number, got {value}")
+
+    @classmethod
+    def add_arguments(cls, group: argparse._ArgumentGroup) -> None:
+        """One flag per field, with its type, default and help."""
+        for f in dataclasses.fields(cls):
+            number = int if f.type in (int, "int") else float
+            help = f"{f.metadata['help']} (default: {f.default:g})"
+            group.add_argument(flag(f.name), type=number, default=f.default, metavar=f.metadata["metavar"], help=help)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> WebLimits:
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 __all__ = ["WebLimits"]
