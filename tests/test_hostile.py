@@ -406,6 +406,29 @@ BAD_VALUES = {
         lambda w, t: _evaluate(w, t / "e", "--protocol", "different-scale", "--delta", "inf"),
         "--delta",
     ),
+    "animate-crf-above-h264-range": (lambda w, t: animate(w, "--output", str(t / "o.mp4"), "--crf", "99"), "--crf"),
+    "evaluate-delta-above-one": (
+        lambda w, t: _evaluate(w, t / "e", "--protocol", "different-scale", "--delta", "1.5"),
+        "--delta",
+    ),
+    "evaluate-negative-samples": (
+        lambda w, t: _evaluate(w, t / "e", "--protocol", "same-scale", "--samples", "-1"),
+        "--samples",
+    ),
+    "live-negative-max-seconds": (
+        lambda w, t: [
+            "live",
+            "--source",
+            str(w / "face.png"),
+            "--checkpoint",
+            str(w / "tiny.safetensors"),
+            "--camera",
+            "0",
+            "--max-seconds",
+            "-1",
+        ],  # fmt: skip
+        "--max-seconds",
+    ),
     "pairs-alpha-nan-beta-inf": (
         lambda w, t: _evaluate(w, t / "e", "--protocol", "different-scale", "--pairs", _pairs(w, t, "nan", "inf")),
         "alpha and beta must be positive finite numbers",

@@ -101,6 +101,10 @@ def _check_numbers(args: argparse.Namespace) -> None:
             raise OstnetError(f"{flag} must be at least 1, got {value}")
     if args.max_pairs is not None and args.max_pairs < 1:
         raise OstnetError(f"--max-pairs must be at least 1, got {args.max_pairs}")
+    if args.samples < 0:
+        raise OstnetError(f"--samples must be 0 or more, got {args.samples}")
+    if not 0 <= args.delta < 1:
+        raise OstnetError(f"--delta must be in [0, 1) (factors 1 +- delta stay positive), got {args.delta}")
 
 
 def run(args: argparse.Namespace) -> int:

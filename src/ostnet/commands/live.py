@@ -61,12 +61,15 @@ def _window(enabled: bool):
 
 def run_live(args: argparse.Namespace) -> int:
     from ostnet.checkpoint import load_checkpoint
+    from ostnet.errors import OstnetError
     from ostnet.inference.animator import Animator
     from ostnet.inference.stream import StreamStep
     from ostnet.io.camera import LiveSource
     from ostnet.io.image import load_image
     from ostnet.io.paths import check_outputs
 
+    if args.max_seconds is not None and args.max_seconds <= 0:
+        raise OstnetError(f"--max-seconds must be positive, got {args.max_seconds}")
     camera_file = args.camera if os.path.exists(args.camera) else None  # a clip standing in for a camera
     check_outputs({"--source": args.source, "--checkpoint": args.checkpoint, "--camera": camera_file},
                   {"--output": args.output})  # fmt: skip

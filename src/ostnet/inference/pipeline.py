@@ -275,6 +275,8 @@ def _check_options(options: AnimateOptions) -> None:
         raise OstnetError(f"--batch-size must be at least 1, got {options.batch_size}")
     if options.max_frames is not None and options.max_frames < 1:
         raise OstnetError(f"--max-frames must be at least 1, got {options.max_frames}")
+    if not 0 <= options.crf <= 51:
+        raise OstnetError(f"--crf must be in 0..51 (H.264's range), got {options.crf}")
     crop = options.crop
     if crop.face_index < 0 or crop.driving_face_index < 0:
         raise OstnetError("--face-index must be 0 (largest face) or more")
