@@ -105,6 +105,9 @@ def _odd_checkpoints(root: Path, tiny: Path) -> None:
     huge["generator"]["block_expansion"] = 2**20
     huge["generator"]["max_features"] = 2**20
     save_file(tensors, str(root / "huge.safetensors"), metadata={**meta, "model_config": json.dumps(huge)})
+    wide = json.loads(meta["model_config"])  # within the config's bounds, but not the stored tensors' widths
+    wide["generator"]["block_expansion"] = wide["generator"]["max_features"] = 4096
+    save_file(tensors, str(root / "wide.safetensors"), metadata={**meta, "model_config": json.dumps(wide)})
     other = dict(cfg, keypoints=dict(cfg["keypoints"], num_kp=cfg["keypoints"]["num_kp"] + 1))
     save_file(tensors, str(root / "mismatch.safetensors"), metadata={**meta, "model_config": json.dumps(other)})
     fewer = dict(list(tensors.items())[1:])
@@ -334,8 +337,13 @@ def test_cleanup_touches_only_ostnet_names(tmp_path):
 # --------------------------------------------------------------------------------------------------------
 
 RESOURCES = {
-    "checkpoint-config-asks-for-2^20-widths": (
+    "checkpoint-config-asks-for-2^20-widths": (  # refused by the config's bounds before any shape is compared
         lambda w: animate(w, "--output", str(w / "o.mp4"), ckpt="huge"),
+        "generator.block_expansion must be in",
+        {},
+    ),
+    "checkpoint-config-asks-for-4096-widths": (  # in bounds: refused by the comparison with the stored shapes
+        lambda w: animate(w, "--output", str(w / "o.mp4"), ckpt="wide"),
         "does not match the stored tensors",
         {},
     ),

@@ -145,17 +145,15 @@ def test_validation_is_a_422_over_plain_http(web_server, portrait_path, dog_path
 
 
 def test_oversized_upload_is_a_413(web_server):
-    """Refused from its Content-Length before the body is read (the client may still be sending it)."""
+    """Refused from its Content-Length alone, before any of the body is read."""
     host, port = _address(web_server)
     with socket.create_connection((host, port), timeout=30) as s:
         s.sendall(
             f"POST /gradio_api/upload HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {2 << 20}\r\n"
             "Content-Type: multipart/form-data; boundary=x\r\n\r\n".encode()
         )
-        try:
-            s.sendall(b"\0" * (2 << 20))
-        except OSError:  # the server answered and closed early
-            pass
+        # No body is sent: the answer must come from the header alone. (Sending the 2 MB first made the test
+        # flaky: a server that answers and closes with unread bytes resets the connection, losing the answer.)
         answer = _read_all(s)
     assert answer.startswith(b"HTTP/1.1 413") and b"upload too large: the limit is 1 MB" in answer, answer
     assert request(web_server, "GET", "/config")[0] == 200  # still serving

