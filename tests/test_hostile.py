@@ -414,6 +414,10 @@ BAD_VALUES = {
         lambda w, t: _evaluate(w, t / "e", "--protocol", "different-scale", "--delta", "inf"),
         "--delta",
     ),
+    "prepare-zero-workers": (
+        lambda w, t: ["prepare", str(w / "clip.mp4"), "--output", str(t / "p"), "--workers", "0"],
+        "--workers",
+    ),
     "animate-crf-above-h264-range": (lambda w, t: animate(w, "--output", str(t / "o.mp4"), "--crf", "99"), "--crf"),
     "evaluate-delta-above-one": (
         lambda w, t: _evaluate(w, t / "e", "--protocol", "different-scale", "--delta", "1.5"),

@@ -50,7 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ostnet.data.prepare import PrepareConfig, prepare_dataset
+    from ostnet.errors import OstnetError
 
+    if args.workers < 1:
+        raise OstnetError(f"--workers must be at least 1, got {args.workers}")
     cfg = PrepareConfig(
         size=args.size, min_face=args.min_face, min_frames=args.min_frames, margin=args.margin,
         shift=args.shift, crop=args.crop, detect_every=args.detect_every, model=args.model,
