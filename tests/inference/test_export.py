@@ -91,6 +91,20 @@ def test_a_blocking_operator_is_named(tmp_path):
     assert blocking_operator(RuntimeError("something else")) is None
 
 
+def test_a_failed_export_restores_grad_mode(tmp_path, monkeypatch):
+    """An exporter that fails after switching grad mode off (seen with onnx missing) must not leave it off for
+    everything that runs after it in the process."""
+
+    def failing_export(*args, **kwargs):
+        torch.set_grad_enabled(False)
+        raise RuntimeError("Module onnx is not installed!")
+
+    monkeypatch.setattr(torch.onnx, "export", failing_export)
+    with pytest.raises(OstnetError, match="ONNX export failed: Module onnx is not installed"):
+        _export(_Inverse(), (torch.eye(2)[None],), tmp_path / "inv.onnx", ["x"], ["y"], False)
+    assert torch.is_grad_enabled()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["relative", "absolute"])
 def test_export_other_modes(tiny_checkpoint, tmp_path, mode):

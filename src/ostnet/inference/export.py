@@ -123,6 +123,7 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
     """Trace ``module`` to ONNX (TorchScript exporter: the dynamo exporter took 2-3x longer here and needs
     onnxscript); with ``batched`` the first input and every output have a dynamic batch axis."""
     dynamic = {name: {0: "batch"} for name in (inputs[:1] + outputs)} if batched else None
+    grad_mode = torch.is_grad_enabled()  # a failing TorchScript export can leave grad mode off: put it back
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about Python shape checks (all static here)
@@ -141,6 +142,8 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         what = f"operator {op} cannot be exported to ONNX ({first[:160]})" if op else f"ONNX export failed: {first}"
         raise OstnetError(f"{path.stem} graph: {what}") from None
+    finally:
+        torch.set_grad_enabled(grad_mode)
 
 
 def _sample_images(n: int, size: int, seed: int) -> Tensor:
