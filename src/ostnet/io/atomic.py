@@ -17,6 +17,7 @@ files, and ``remove_temporaries`` deletes only these, never anything else a fold
 
 from __future__ import annotations
 
+import abc
 import os
 import re
 import shutil
@@ -84,17 +85,17 @@ def remove_temporaries(folder: str | os.PathLike[str], prefix: str = ".") -> lis
     return removed
 
 
-class _Atomic:
+class _Atomic(abc.ABC):
     """What the file and folder writers share: ``commit``/``discard`` and the context-manager protocol."""
 
     path: Path
     tmp: Path
 
-    def _move_into_place(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _move_into_place(self) -> None: ...
 
-    def _delete(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _delete(self) -> None: ...
 
     _closed = False
 
