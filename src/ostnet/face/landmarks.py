@@ -25,6 +25,7 @@ from typing import Literal
 import numpy as np
 
 from ostnet.errors import OstnetError
+from ostnet.geometry.keypoints import convex_hull_area
 
 LANDMARKS_FILE = "shape_predictor_68_face_landmarks.dat"
 RECOGNITION_FILE = "dlib_face_recognition_resnet_model_v1.dat"
@@ -133,28 +134,11 @@ def check_landmarks(*sets: np.ndarray) -> None:
 
 
 def hull_area(points: np.ndarray) -> float:
-    """Area (pixels^2) of the convex hull of (N, 2) points; 0 for degenerate (collinear) sets."""
-    pts = sorted(map(tuple, np.asarray(points, np.float64)))
-    if len(pts) < 3:
+    """Area (pixels^2) of the convex hull of (N, 2) points; 0 for degenerate (collinear) sets or fewer than 3."""
+    try:
+        return convex_hull_area(np.asarray(points, np.float64))
+    except ValueError:
         return 0.0
-
-    def chain(seq: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        out: list[tuple[float, float]] = []
-        for p in seq:
-            while len(out) >= 2 and _cross(out[-2], out[-1], p) <= 0:
-                out.pop()
-            out.append(p)
-        return out[:-1]
-
-    hull = np.array(chain(pts) + chain(pts[::-1]))  # Andrew's monotone chain, counter-clockwise
-    if len(hull) < 3:
-        return 0.0
-    x, y = hull[:, 0], hull[:, 1]
-    return float(0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
-
-
-def _cross(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
-    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
 
 
 def normalized_landmarks(landmarks: np.ndarray) -> np.ndarray:
