@@ -27,13 +27,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
 
 
+def unavailable(message: str) -> None:
+    """A test that needs something this machine lacks: skipped with the message on a user's machine, failed
+    under CI, which always has it (../shared, root for tmpfs and setpriv, the browser): never a silent skip."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (CI must have it: see .ci/run)")
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not (SHARED / "data").is_dir():
-        message = "../shared (sample clips, portraits, fixtures) is not beside this checkout"
-        if os.environ.get("CI"):  # CI always has it: a missing folder there is a failure, never a silent skip
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("../shared (sample clips, portraits, fixtures) is not beside this checkout")
     return SHARED
 
 

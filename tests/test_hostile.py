@@ -32,6 +32,7 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
+from tests.conftest import unavailable
 
 from ostnet import config as C
 from ostnet.checkpoint import save_checkpoint
@@ -586,7 +587,7 @@ def small_disk(size_kb: int):
                              capture_output=True, text=True)  # fmt: skip
     if mounted.returncode != 0:
         folder.rmdir()
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+        unavailable(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
     try:
         yield folder
     finally:
@@ -643,7 +644,7 @@ def as_nobody(world):
     """Every permission case run by one ``python`` process as ``nobody`` (one start-up for all); returns
     (case -> (exit status, stderr), the snapshots of the folder before and after)."""
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("running a command as another user needs root and setpriv")
+        unavailable("running a command as another user needs root and setpriv")
     folder = Path(tempfile.mkdtemp(prefix="ostnet-perm-"))  # pytest's tmp_path is private to root
     try:
         folder.chmod(0o755)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.conftest import unavailable
 
 from ostnet.io.video import VideoWriter, read_frames
 
@@ -31,18 +32,12 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def _missing(message: str):
-    if os.environ.get("CI"):
-        pytest.fail(f"{message} (CI must have it: see .ci/run)")
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="session")
 def gradio_client_cls():
     try:
         from gradio_client import Client
     except ImportError:
-        _missing('the web extra is not installed (pip install -e ".[web]")')
+        unavailable('the web extra is not installed (pip install -e ".[web]")')
     return Client
 
 
@@ -139,11 +134,11 @@ def browser(fake_camera) -> Iterator:
     """Headless Chromium (Debian's package) with a fake camera that plays the test clip."""
     path = chromium_path()
     if path is None:
-        _missing("no chromium browser (apt-get install chromium; or set OSTNET_CHROMIUM)")
+        unavailable("no chromium browser (apt-get install chromium; or set OSTNET_CHROMIUM)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _missing("playwright is not installed (pip install -e '.[web]' and the dev extra)")
+        unavailable("playwright is not installed (pip install -e '.[web]' and the dev extra)")
     flags = CHROMIUM_FLAGS + [
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
