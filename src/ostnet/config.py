@@ -93,16 +93,16 @@ class CodebookConfig:
 
     motion: bool = False  # MCC: motion codebook compensation of the flow and occlusion [P, C]
     appearance: bool = False  # ACC: appearance codebook compensation of the warped features [P, C]
-    levels: tuple[int, ...] = (0, 1, 2, 3)  # coarse to fine at 32, 64, 128, 256 (at 256 px) [P, C]
+    levels: tuple[int, ...] = option((0, 1, 2, 3), bounds=(0, 16))  # coarse to fine at 32, 64, 128, 256 (at 256 px) [P, C]
     allocation: Literal["prefix", "disjoint", "none"] = "prefix"  # scale i of S searches [0, (i+1) M / S) [P, C]
-    motion_codes: int = 1024  # [C]
-    motion_dim: int = 32  # [C]
-    appearance_codes: int = 1024  # [C]
-    appearance_dim: int = 256  # [C]
-    num_layers: int = 2  # transformer layers [C]
-    num_heads: int = 8  # [C]
-    beta: float = 0.25  # VQ commitment weight [C]
-    dead_after: int = 100  # training steps unused after which a code counts as dead (ours)
+    motion_codes: int = option(1024, bounds=(1, 65536))  # [C]
+    motion_dim: int = option(32, bounds=(1, 4096))  # [C]
+    appearance_codes: int = option(1024, bounds=(1, 65536))  # [C]
+    appearance_dim: int = option(256, bounds=(1, 4096))  # [C]
+    num_layers: int = option(2, bounds=(1, 32))  # transformer layers [C]
+    num_heads: int = option(8, bounds=(1, 64))  # [C]
+    beta: float = option(0.25, bounds=(0.0, 100.0))  # VQ commitment weight [C]
+    dead_after: int = option(100, bounds=(1, None))  # training steps unused after which a code counts as dead (ours)
     restart_dead_codes: bool = False  # ours (seed-systems.md "risks"); off = the official behaviour
 
     @property
@@ -124,12 +124,12 @@ class PECHeadConfig:
 
     enabled: bool = False
     fusion: Literal["kp", "lmk", "direct", "featcat", "mmfa"] = "mmfa"
-    encoder_features: int = 32  # base width of E's and R's image encoders
-    encoder_blocks: int = 4  # stride-2 blocks of those encoders
-    expression_hidden: int = 128  # width of E's expression MLP
-    tps_regularization: float = 1e-3  # the landmark TPS's smoothing (lambda of the kernel system)
+    encoder_features: int = option(32, bounds=(1, 4096))  # base width of E's and R's image encoders
+    encoder_blocks: int = option(4, bounds=(1, 8))  # stride-2 blocks of those encoders
+    expression_hidden: int = option(128, bounds=(1, 65536))  # width of E's expression MLP
+    tps_regularization: float = option(1e-3, bounds=(0.0, 100.0))  # the landmark TPS's smoothing (lambda of the kernel system)
     cap: bool = True
-    cap_shift: float = 0.03  # training: the simulated previous frame is shifted by up to this (frame units)
+    cap_shift: float = option(0.03, bounds=(0.0, 0.5))  # training: the simulated previous frame is shifted by up to this (frame units)
 
 
 @dataclass
@@ -292,10 +292,10 @@ class DiscriminatorConfig:
     ``max_features``), one stride-1 4x4 conv and a 4x4 conv to one logit per patch; LeakyReLU 0.2.
     """
 
-    scales: tuple[float, ...] = (1.0,)
-    block_expansion: int = 64
-    max_features: int = 512
-    num_layers: int = 3
+    scales: tuple[float, ...] = option((1.0,), bounds=(0.01, 1.0))
+    block_expansion: int = option(64, bounds=(1, 4096))
+    max_features: int = option(512, bounds=(1, 65536))
+    num_layers: int = option(3, bounds=(1, 8))
     norm: Literal["instance", "none"] = "instance"
     spectral_norm: bool = False
 
@@ -312,13 +312,13 @@ class AdversarialConfig:
 
     enabled: bool = False
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
-    weight: float = 0.8  # [C]
+    weight: float = option(0.8, bounds=(0.0, None))  # [C]
     adaptive: bool = True  # [C]
-    adaptive_epsilon: float = 1e-4  # [C]
-    max_adaptive_weight: float = 1.0  # clamp to [0, 1] [C]
-    start_step: int = 5000  # [C]
-    lr: float = 8e-5  # [C] (same Adam as the generator)
-    betas: tuple[float, float] = (0.9, 0.99)  # [C]
+    adaptive_epsilon: float = option(1e-4, bounds=(1e-12, None))  # [C]
+    max_adaptive_weight: float = option(1.0, bounds=(0.0, None))  # clamp to [0, 1] [C]
+    start_step: int = option(5000, bounds=(0, None))  # [C]
+    lr: float = option(8e-5, bounds=(1e-12, 10.0))  # [C] (same Adam as the generator)
+    betas: tuple[float, float] = option((0.9, 0.99), bounds=(0.0, 0.999999))  # [C]
 
 
 @dataclass
