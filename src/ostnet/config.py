@@ -93,7 +93,8 @@ class CodebookConfig:
 
     motion: bool = False  # MCC: motion codebook compensation of the flow and occlusion [P, C]
     appearance: bool = False  # ACC: appearance codebook compensation of the warped features [P, C]
-    levels: tuple[int, ...] = option((0, 1, 2, 3), bounds=(0, 16))  # coarse to fine at 32, 64, 128, 256 (at 256 px) [P, C]
+    # coarse to fine at 32, 64, 128, 256 (at 256 px) [P, C]
+    levels: tuple[int, ...] = option((0, 1, 2, 3), bounds=(0, 16))
     allocation: Literal["prefix", "disjoint", "none"] = "prefix"  # scale i of S searches [0, (i+1) M / S) [P, C]
     motion_codes: int = option(1024, bounds=(1, 65536))  # [C]
     motion_dim: int = option(32, bounds=(1, 4096))  # [C]
@@ -127,9 +128,11 @@ class PECHeadConfig:
     encoder_features: int = option(32, bounds=(1, 4096))  # base width of E's and R's image encoders
     encoder_blocks: int = option(4, bounds=(1, 8))  # stride-2 blocks of those encoders
     expression_hidden: int = option(128, bounds=(1, 65536))  # width of E's expression MLP
-    tps_regularization: float = option(1e-3, bounds=(0.0, 100.0))  # the landmark TPS's smoothing (lambda of the kernel system)
+    # the landmark TPS's smoothing (lambda of the kernel system)
+    tps_regularization: float = option(1e-3, bounds=(0.0, 100.0))
     cap: bool = True
-    cap_shift: float = option(0.03, bounds=(0.0, 0.5))  # training: the simulated previous frame is shifted by up to this (frame units)
+    # training: the simulated previous frame is shifted by up to this (frame units)
+    cap_shift: float = option(0.03, bounds=(0.0, 0.5))
 
 
 @dataclass
