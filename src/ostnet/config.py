@@ -131,7 +131,8 @@ class PECHeadConfig:
     # the landmark TPS's smoothing (lambda of the kernel system)
     tps_regularization: float = option(1e-3, bounds=(0.0, 100.0))
     cap: bool = True
-    # training: the simulated previous frame is shifted by up to this (frame units)
+    # Training with data.clip_length = 1 (pairs): CAP's previous frame is simulated by the current bottleneck
+    # feature shifted by up to this (frame units), the pseudo-clip (docs/design.md "PECHead: the model", CAP).
     cap_shift: float = option(0.03, bounds=(0.0, 0.5))
 
 
@@ -273,10 +274,17 @@ class OptimConfig:
 
 @dataclass
 class DataConfig:
-    """Training data. 8 pairs per GPU as in the paper (App. A)."""
+    """Training data. 8 pairs per GPU as in the paper (App. A).
+
+    clip_length: T, the driving frames of one training example. 1: a (source, driving) pair, the paper's and
+    FOMM's sampling. T > 1: a source and a clip of T consecutive driving frames of the same video, run in order
+    with the temporal state carried (PECHead's CAP trains on clips; ours, docs/design.md); ``batch_size``
+    counts examples, so a step sees batch_size x T frames.
+    """
 
     root: str = ""
     batch_size: int = option(8, bounds=(1, 4096))
+    clip_length: int = option(1, bounds=(1, 64))
     num_repeats: int = option(75, bounds=(1, None))
     num_workers: int = option(2, bounds=(0, 256))
     id_sampling: bool = True
@@ -471,6 +479,8 @@ def _tiny_pechead(name: str = "tiny-pechead", fusion: str = "mmfa", cap: bool = 
     )
 
 
+# Driving frames per training clip of the presets with CAP (data.clip_length; our choice, docs/design.md).
+CAP_CLIP_LENGTH = 4
 PECHEAD_ABLATIONS = ("kp", "lmk", "direct", "featcat", "mmfa")  # the slides' Table 4 (the "full" one adds CAP)
 
 MODEL_PRESETS: dict[str, typing.Callable[[], ModelConfig]] = {
@@ -517,7 +527,8 @@ def train_preset(name: str) -> TrainConfig:
     PECHead presets add the slides' loss terms with our weights: pixel L1 1, perceptual 10 (lambda_rec), spread
     10, equivariance 10 (keypoint values; no Jacobians), warping 1, coefficient supervision 10, and the slides'
     multi-scale discriminator (hinge GAN, adaptive weight) from step 5000 (``pechead-256``/``-st``; the tiny
-    presets keep it off for CPU runs).
+    presets keep it off for CPU runs). Presets with CAP train on clips of 4 consecutive driving frames, 2 clips
+    a step (the 8 frames of the pair recipe); the Table 4 variants (no CAP) on pairs.
     """
     cfg = TrainConfig(model=model_preset(name))
     if name.startswith("codebooks-"):
@@ -534,6 +545,8 @@ def train_preset(name: str) -> TrainConfig:
         if not name.startswith("tiny"):
             cfg.gan.enabled = True
             cfg.gan.discriminator.scales = (1.0, 0.5)
+        if cfg.model.pechead.cap:  # CAP learns from real frame-to-frame change (docs/design.md, CAP)
+            cfg.data.clip_length, cfg.data.batch_size = CAP_CLIP_LENGTH, cfg.data.batch_size // CAP_CLIP_LENGTH
     return cfg
 
 

@@ -17,11 +17,14 @@ from ostnet.augment import expression_preserved_augmentation
 from ostnet.data.dataset import (
     PairDataset,
     TrainingPair,
+    collate_training,
     list_videos,
     num_frames,
     read_frame,
+    read_frames_at,
     read_video,
 )
+from ostnet.data.transforms import apply_color_jitter, horizontal_flip, resize_image, sample_color_jitter
 from ostnet.errors import OstnetError
 
 SIZE = 16
@@ -221,6 +224,71 @@ def test_dataloader_collates_training_pairs(coded_root):
     assert isinstance(batch, TrainingPair)
     assert batch.source.shape == (3, 3, SIZE, SIZE) and batch.alpha.shape == (3,)
     assert batch.index.tolist() == [0, 1, 2]
+
+
+def _fomm_pair(dataset: PairDataset, index: int) -> tuple:
+    """The FOMM pair sampler written out (the reference for clip_length 1): identity, video, two sorted frame
+    indices, then the time flip (a swap) or the mirror, colour jitter, the driving frame's augmentation."""
+    rng = dataset.generator_for(index)
+    group = dataset._groups[index % len(dataset._groups)]
+    entry = group[int(rng.integers(len(group)))]
+    indices = [int(i) for i in np.sort(rng.integers(num_frames(entry), size=2))]
+    pair = torch.stack([resize_image(torch.from_numpy(f).permute(2, 0, 1).float() / 255, SIZE, SIZE)
+                        for f in read_frames_at(entry, indices)])  # fmt: skip
+    u_time, u_flip = rng.random(2)
+    jitter = sample_color_jitter(rng)
+    generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    if u_time < 0.5:
+        pair = pair.flip(0)
+    elif u_flip < 0.5:
+        pair = horizontal_flip(pair)
+    source, target = apply_color_jitter(pair, jitter)
+    augmented = expression_preserved_augmentation(target, generator=generator)
+    return source, augmented.image, target, augmented.alpha, augmented.beta
+
+
+def test_pairs_are_the_fomm_sampler_bit_for_bit(coded_root):
+    dataset = PairDataset(coded_root, image_size=SIZE, num_repeats=8)
+    assert dataset.clip_length == 1
+    for epoch in (0, 1):
+        dataset.set_epoch(epoch)
+        for index in range(len(dataset)):
+            item = dataset[index]
+            assert all(torch.equal(a, b) for a, b in zip(item[:5], _fomm_pair(dataset, index), strict=True))
+
+
+def test_clips_are_consecutive_frames_of_one_video_flattened_clip_by_clip(coded_root):
+    length = 3
+    dataset = _plain(coded_root, clip_length=length, time_flip=True, flip=True, num_repeats=12, coefficients=True)
+    items = [dataset[i] for i in range(len(dataset))]
+    assert items[0].driving.shape == (length, 3, SIZE, SIZE) and items[0].coefficients.shape == (length + 1, 32)
+    batch = collate_training(items)
+    assert batch.clip_length == length and batch.source.shape == (len(items) * length, 3, SIZE, SIZE)
+    assert batch.coefficients.shape == (len(items) * length, 2, 32) and batch.alpha.shape == (len(items) * length,)
+    assert batch.index.tolist() == [i for i in range(len(items)) for _ in range(length)]
+    forward = []
+    for b, item in enumerate(items):
+        rows = slice(b * length, (b + 1) * length)
+        assert torch.equal(batch.source[rows], item.source.expand(length, -1, -1, -1))
+        assert torch.equal(batch.driving[rows], item.driving) and torch.equal(batch.target[rows], item.target)
+        decoded = [_decode(frame) for frame in item.target]
+        video, _, mirrored = _decode(item.source)
+        assert {d[0] for d in decoded} == {video} and {d[2] for d in decoded} == {mirrored}
+        steps = {d[1] - c[1] for c, d in zip(decoded, decoded[1:], strict=False)}
+        assert steps in ({1}, {-1}), decoded  # consecutive frames, played forward or backward
+        forward.append(steps == {1})
+    assert 0.25 < np.mean(forward) < 0.75  # the time flip plays the clip backward
+
+
+def test_a_clip_has_one_augmentation_and_starts_with_the_pair(coded_root):
+    options = dict(image_size=SIZE, num_repeats=8, time_flip=False, color_jitter=False)  # frames stay decodable
+    pairs, clips = PairDataset(coded_root, **options), PairDataset(coded_root, **options, clip_length=2)
+    for index in range(len(pairs)):
+        pair, clip = pairs[index], clips[index]
+        assert torch.equal(clip.alpha, clip.alpha[:1].expand(2)) and torch.equal(clip.beta, clip.beta[:1].expand(2))
+        assert torch.equal(clip.alpha[0], pair.alpha) and torch.equal(clip.source, pair.source)
+        if _decode(pair.target)[1] < NUM_FRAMES - 1:  # the clip fits after the pair's driving frame
+            assert torch.equal(clip.target[0], pair.target) and torch.equal(clip.driving[0], pair.driving)
 
 
 def test_corrupt_frames_are_skipped_and_counted(coded_root):

@@ -1,5 +1,6 @@
 """PECHead presets train with the shared trainer: finite gradients on every parameter, exact resume, and the
-stored coefficients reach the model."""
+stored coefficients reach the model. Presets with CAP train on clips (data.clip_length 4): CAP's gate learns
+from them, and clip length 1 is plain pair training."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tests.training.conftest import FAST_OVERRIDES
 from torch.utils.data import default_collate
 
 from ostnet import config as C
+from ostnet.data.dataset import collate_training
 from ostnet.losses.objective import Objective
 from ostnet.models.ostnet import build_model
 from ostnet.training.trainer import Trainer, build_dataset, train_step
@@ -29,11 +31,12 @@ def _config(preset: str, root, *extra: str) -> C.TrainConfig:
     return C.apply_overrides(C.train_preset(preset), overrides)
 
 
-def _one_step(preset: str, root, *extra: str):
+def _one_step(preset: str, root, *extra: str, collate=collate_training):
     cfg = _config(preset, root, *extra)
     dataset = build_dataset(cfg)
-    batch = default_collate([dataset[i] for i in range(2)])
-    assert batch.coefficients.shape == (2, 2, 32) and torch.isfinite(batch.coefficients).all()
+    batch = collate([dataset[i] for i in range(2)])
+    frames = 2 * cfg.data.clip_length
+    assert batch.coefficients.shape == (frames, 2, 32) and torch.isfinite(batch.coefficients).all()
     torch.manual_seed(0)
     model = build_model(cfg.model).train()
     objective = Objective(cfg.loss)
@@ -47,9 +50,14 @@ def _one_step(preset: str, root, *extra: str):
 @pytest.mark.parametrize("preset", TINY)
 def test_tiny_presets_train_one_step_with_finite_gradients_everywhere(preset, synthetic_root):
     warnings.filterwarnings("ignore", message=".*RANDOM VGG-19.*")
+    cfg = C.train_preset(preset)
+    assert cfg.data.clip_length == (C.CAP_CLIP_LENGTH if cfg.model.pechead.cap else 1)
     model, result = _one_step(preset, synthetic_root)
     terms = result.terms
     assert torch.isfinite(terms.total) and terms.warp is not None and terms.coefficients is not None
+    if cfg.model.pechead.cap:  # trained on clips, CAP's gate learns from them
+        assert result.output.prediction.shape[0] == 2 * C.CAP_CLIP_LENGTH
+        assert model.generator.cap.gate_param.grad.abs() > 0
     skipped = UNUSED.get(preset, ())
     for name, p in model.named_parameters():
         if name.startswith(skipped):
@@ -57,6 +65,18 @@ def test_tiny_presets_train_one_step_with_finite_gradients_everywhere(preset, sy
             continue
         assert p.grad is not None, name
         assert torch.isfinite(p.grad).all(), name
+
+
+def test_clip_length_one_is_plain_pair_training(synthetic_root):
+    """T = 1 through the clip path (collate_training, clip_length passed on) is the pair step bit for bit: the
+    same loss and the same updated weights as the model called on default-collated pairs (the pair sampler
+    itself is checked against FOMM's in tests/data)."""
+    warnings.filterwarnings("ignore", message=".*RANDOM VGG-19.*")
+    model, result = _one_step("tiny-pechead", synthetic_root, "data.clip_length=1")
+    reference, expected = _one_step("tiny-pechead", synthetic_root, "data.clip_length=1", collate=default_collate)
+    assert torch.equal(result.terms.total, expected.terms.total)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), reference.parameters(), strict=True))
+    assert model.generator.cap.gate_param.grad.abs() > 0  # the pseudo-clip still trains CAP
 
 
 @pytest.mark.slow
@@ -86,6 +106,7 @@ def _resume_matches(preset, root, tmp_path, *extra):
 
 
 def test_tiny_pechead_resumes_exactly(synthetic_root, tmp_path):
+    assert C.train_preset("tiny-pechead").data.clip_length > 1  # on clips, CAP's state carried within each
     _resume_matches("tiny-pechead", synthetic_root, tmp_path)
 
 

@@ -5,7 +5,8 @@ Layout (reference-architecture.md §7.1): ``root/train/`` and ``root/test/``, ea
 (b) an ``.mp4``/``.gif``/``.mov`` file, or (c) one ``.png``/``.jpg`` strip of frames side by side
 (width = N x height). A video's identity is its name up to the first ``#`` (the whole name otherwise).
 
-Frames on this API are uint8 RGB ``(H, W, 3)``; ``PairDataset`` yields float tensors in [0, 1].
+Frames on this API are uint8 RGB ``(H, W, 3)``; ``PairDataset`` yields float tensors in [0, 1]: pairs, or a
+source and a clip of consecutive driving frames (``clip_length``), which ``collate_training`` flattens into pairs.
 """
 
 from __future__ import annotations
@@ -20,11 +21,17 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
-from ostnet.augment import expression_preserved_augmentation
+from ostnet.augment import expression_preserved_augmentation, sample_scale_factors
 from ostnet.config import PAPER_DELTA, AugmentationConfig, DataConfig
-from ostnet.data.transforms import apply_color_jitter, horizontal_flip, resize_image, sample_color_jitter
+from ostnet.data.transforms import (
+    ColorJitterParams,
+    apply_color_jitter,
+    horizontal_flip,
+    resize_image,
+    sample_color_jitter,
+)
 from ostnet.errors import OstnetError
 from ostnet.face.coefficients import COEFFICIENT_DIM, flat_coefficients, load_clip_coefficients, mirror_flat
 from ostnet.io.image import IMAGE_SUFFIXES, load_image, to_tensor
@@ -172,6 +179,10 @@ class TrainingPair(NamedTuple):
     (2, COEFFICIENT_DIM) face coefficients R of (source, target) from the clip's ``coefficients.npz`` (NaN rows
     where unknown) when the dataset was asked for them (PECHead), else (2, 0). skipped: how many unreadable
     pairs were skipped before this one was drawn; skipped_file: the last file that failed ("").
+
+    A clip item (``PairDataset(clip_length=T)``, T > 1) has driving and target (T, 3, S, S), alpha and beta (T,)
+    and coefficients (T + 1, COEFFICIENT_DIM) (source first). ``collate_training`` turns B of them into B x T
+    pairs, clip by clip and each clip in order (the source repeated), with ``clip_length`` = T.
     """
 
     source: Tensor
@@ -183,17 +194,64 @@ class TrainingPair(NamedTuple):
     coefficients: Tensor | None = None
     skipped: int = 0
     skipped_file: str = ""
+    clip_length: int = 1
+
+
+def clip_length_of(batch: TrainingPair) -> int:
+    """T of a batch: consecutive groups of T pairs are clips (``collate_training``); 1 for batches of pairs
+    collated otherwise (whose ``clip_length`` became a tensor of ones)."""
+    return batch.clip_length if isinstance(batch.clip_length, int) else 1
+
+
+def collate_training(items: list[TrainingPair]) -> TrainingPair:
+    """A batch of pairs from ``PairDataset`` items: ``default_collate`` for pairs; B clips of T frames become
+    B x T pairs (clip b's frame t at b T + t) with the source repeated and ``clip_length`` = T. ``skipped`` and
+    ``skipped_file`` stay per clip (they count draws, not frames)."""
+    batch = default_collate(items)
+    if batch.driving.dim() == 4:
+        return batch._replace(clip_length=1)
+    size, length = batch.driving.shape[:2]
+    coefficients = batch.coefficients
+    if coefficients is not None:  # (B, T + 1, D) -> (B T, 2, D): (source, frame t)
+        source = coefficients[:, :1].expand(-1, length, -1)
+        coefficients = torch.stack([source, coefficients[:, 1:]], dim=2).flatten(0, 1)
+    return batch._replace(
+        source=batch.source.repeat_interleave(length, dim=0),
+        driving=batch.driving.flatten(0, 1),
+        target=batch.target.flatten(0, 1),
+        alpha=batch.alpha.flatten(0, 1),
+        beta=batch.beta.flatten(0, 1),
+        index=batch.index.repeat_interleave(length),
+        coefficients=coefficients,
+        clip_length=int(length),
+    )
+
+
+class _Draws(NamedTuple):
+    """The random choices of one item, drawn before any frame is read (in the order of the pair sampler)."""
+
+    first: int  # the two frame indices, sorted
+    second: int
+    time_flip: bool
+    mirror: bool
+    jitter: ColorJitterParams
+    torch_seed: int
 
 
 class PairDataset(Dataset[TrainingPair]):
     """FOMM training pairs (reference-architecture.md §7.2) with the driving frame augmented (Sec. 3.4).
 
     Item ``i`` picks identity ``i % num_identities`` (``id_sampling``) or video ``i % num_videos``, then a
-    random video of it and two frame indices drawn uniformly with replacement and sorted (source first).
-    Both frames are resized to ``image_size`` and, identically, time-flipped (p = 0.5; as FOMM, a time
-    flip skips the horizontal flip) or else mirrored (p = 0.5) and colour-jittered. Last, the driving frame
-    gets the expression-preserved augmentation with factors ~ U[1 - delta, 1 + delta]; ``target`` keeps it
-    unaugmented.
+    random video of it and two frame indices a <= b drawn uniformly with replacement: source a, driving b.
+    Both frames are resized to ``image_size`` and, identically, time-flipped (p = 0.5: source b, driving a; as
+    FOMM, a time flip skips the horizontal flip) or else mirrored (p = 0.5) and colour-jittered. Last, the
+    driving frame gets the expression-preserved augmentation with factors ~ U[1 - delta, 1 + delta]; ``target``
+    keeps it unaugmented.
+
+    ``clip_length`` T > 1 (for PECHead's CAP): the driving frame becomes a clip of T consecutive frames b, b + 1,
+    ... (the video played forward; moved back to fit in the video), or with the time flip a, a - 1, ... from the
+    source b (the video played backward); a video shorter than T repeats its end frames. Flips and jitter apply
+    to all frames alike, and one pair of augmentation factors to the whole clip. T = 1 is the pair above.
 
     Every random choice comes from a generator seeded by (seed, epoch, index), so an item does not depend
     on workers, ranks or order: call ``set_epoch`` before each epoch (before the DataLoader starts its
@@ -220,9 +278,11 @@ class PairDataset(Dataset[TrainingPair]):
         seed: int = 0,
         max_retries: int = 20,
         coefficients: bool = False,
+        clip_length: int = 1,
     ) -> None:
-        if image_size < 2 or num_repeats < 1 or max_retries < 1:
-            raise ValueError("image_size must be >= 2, num_repeats and max_retries >= 1")
+        if image_size < 2 or num_repeats < 1 or max_retries < 1 or clip_length < 1:
+            raise ValueError("image_size must be >= 2, num_repeats, max_retries and clip_length >= 1")
+        self.clip_length = clip_length
         self.root, self.split = Path(root), split
         self.videos = list_videos(root, split)
         self.image_size, self.num_repeats, self.max_retries = image_size, num_repeats, max_retries
@@ -263,6 +323,7 @@ class PairDataset(Dataset[TrainingPair]):
             time_flip=data.time_flip,
             color_jitter=data.color_jitter,
             seed=seed,
+            clip_length=data.clip_length,
         )
 
     def __len__(self) -> int:
@@ -286,13 +347,18 @@ class PairDataset(Dataset[TrainingPair]):
         for attempt in range(self.max_retries):
             entry = group[int(rng.integers(len(group)))]
             try:
-                frames, indices = self._read_pair(entry, rng)
+                count = self._num_frames(entry)
+                if count < 1:
+                    raise OstnetError(f"{entry.path}: no frames")
+                draws = self._draw(count, rng)
+                indices = self._frame_indices(count, draws)
+                frames = read_frames_at(entry, indices)
             except (OstnetError, OSError, ValueError, EOFError) as exc:
                 bad_file = str(self._record_skip(entry, exc))
                 last_error = exc
                 group = self._groups[int(rng.integers(len(self._groups)))]  # retry anywhere
                 continue
-            pair = self._make_pair(frames, rng, index, self._pair_coefficients(entry, indices))
+            pair = self._make_pair(frames, draws, index, self._pair_coefficients(entry, indices))
             return pair._replace(skipped=attempt, skipped_file=bad_file)
         raise OstnetError(
             f"{self.root / self.split}: {self.max_retries} training pairs in a row were unreadable (last: {last_error})"
@@ -303,23 +369,36 @@ class PairDataset(Dataset[TrainingPair]):
             self._lengths[entry.path] = num_frames(entry)
         return self._lengths[entry.path]
 
-    def _read_pair(self, entry: VideoEntry, rng: np.random.Generator) -> tuple[list[np.ndarray], list[int]]:
-        count = self._num_frames(entry)
-        if count < 1:
-            raise OstnetError(f"{entry.path}: no frames")
-        indices = [int(i) for i in np.sort(rng.integers(count, size=2))]  # with replacement, source <= driving
-        return read_frames_at(entry, indices), indices
+    @staticmethod
+    def _draw(count: int, rng: np.random.Generator) -> _Draws:
+        """Every random choice of an item (unconditionally, so that switching an option off leaves the others')."""
+        first, second = (int(i) for i in np.sort(rng.integers(count, size=2)))  # with replacement, sorted
+        u_time, u_flip = rng.random(2)
+        jitter = sample_color_jitter(rng)
+        return _Draws(first, second, bool(u_time < 0.5), bool(u_flip < 0.5), jitter, int(rng.integers(2**62)))
+
+    def _frame_indices(self, count: int, draws: _Draws) -> list[int]:
+        """[source, driving frames in order]: source a and b, b + 1, ...; time-flipped: source b and a, a - 1, ..."""
+        length = self.clip_length
+        if self.time_flip and draws.time_flip:
+            start = min(max(draws.first, length - 1), count - 1)
+            source, clip = draws.second, [start - t for t in range(length)]
+        else:
+            start = max(min(draws.second, count - length), 0)
+            source, clip = draws.first, [start + t for t in range(length)]
+        return [source, *(min(max(i, 0), count - 1) for i in clip)]
 
     def _pair_coefficients(self, entry: VideoEntry, indices: list[int]) -> Tensor:
-        """(2, COEFFICIENT_DIM) R of the two frames (NaN without a stored file), or (2, 0) when not asked for."""
+        """(T + 1, COEFFICIENT_DIM) R of the frames (NaN without a stored file), or (T + 1, 0) when not asked
+        for."""
         if not self.coefficients:
-            return torch.zeros(2, 0)
+            return torch.zeros(len(indices), 0)
         if entry.path not in self._coefficients:
             arrays = load_clip_coefficients(entry.path) if entry.path.is_dir() else None
             self._coefficients[entry.path] = None if arrays is None else flat_coefficients(arrays)
         table = self._coefficients[entry.path]
         if table is None or max(indices) >= len(table):
-            return torch.full((2, COEFFICIENT_DIM), float("nan"))
+            return torch.full((len(indices), COEFFICIENT_DIM), float("nan"))
         return torch.from_numpy(table[indices].copy())
 
     def _record_skip(self, entry: VideoEntry, exc: Exception) -> Path:
@@ -335,29 +414,23 @@ class PairDataset(Dataset[TrainingPair]):
         self.skipped_files.add(bad)
         return bad
 
-    def _make_pair(
-        self, frames: list[np.ndarray], rng: np.random.Generator, index: int, coefficients: Tensor | None = None
-    ) -> TrainingPair:
+    def _make_pair(self, frames: list[np.ndarray], draws: _Draws, index: int, coefficients: Tensor) -> TrainingPair:
+        """The item from the frames [source, driving...] (already in the time-flipped order when flipped)."""
         size = self.image_size
-        # Draw every random value unconditionally so that switching one option off leaves the others' draws.
-        u_time, u_flip = rng.random(2)
-        jitter = sample_color_jitter(rng)
-        torch_seed = int(rng.integers(2**62))
-        pair = torch.stack([resize_image(to_tensor(frame), size, size) for frame in frames])  # (2, 3, S, S)
-        coefficients = torch.zeros(2, 0) if coefficients is None else coefficients
-        if self.time_flip and u_time < 0.5:
-            pair = pair.flip(0)  # swap source and driving; FOMM then skips the horizontal flip
-            coefficients = coefficients.flip(0)
-        elif self.flip and u_flip < 0.5:
-            pair = horizontal_flip(pair)
+        stack = torch.stack([resize_image(to_tensor(frame), size, size) for frame in frames])  # (T + 1, 3, S, S)
+        if not (self.time_flip and draws.time_flip) and self.flip and draws.mirror:  # FOMM: time flip or mirror
+            stack = horizontal_flip(stack)
             if coefficients.shape[1]:
                 coefficients = torch.from_numpy(mirror_flat(coefficients.numpy()))
         if self.color_jitter:
-            pair = apply_color_jitter(pair, jitter)
-        source, target = pair[0], pair[1]
-        if not self.augment:
-            one = torch.tensor(1.0)
-            return TrainingPair(source, target.clone(), target, one, one.clone(), index, coefficients)
-        generator = torch.Generator().manual_seed(torch_seed)
-        augmented = expression_preserved_augmentation(target, self.delta, generator=generator)
-        return TrainingPair(source, augmented.image, target, augmented.alpha, augmented.beta, index, coefficients)
+            stack = apply_color_jitter(stack, draws.jitter)
+        source, target = stack[0], stack[1:]
+        if self.augment:  # one pair of factors for the whole clip
+            alpha, beta = sample_scale_factors(1, self.delta, torch.Generator().manual_seed(draws.torch_seed))
+            augmented = expression_preserved_augmentation(target, alpha=alpha, beta=beta)
+            driving, alpha, beta = augmented.image, augmented.alpha, augmented.beta
+        else:
+            driving, alpha, beta = target.clone(), torch.ones(len(target)), torch.ones(len(target))
+        if self.clip_length == 1:  # a pair: no time axis
+            driving, target, alpha, beta = driving[0], target[0], alpha[0], beta[0]
+        return TrainingPair(source, driving, target, alpha, beta, index, coefficients)

@@ -202,8 +202,9 @@ class TemporalContext(nn.Module):
         o_t = f_t + gate * conv[h_t - f_t, f_t]              (adaptation of the context to the frame)
 
     ``gate`` is a learned scalar (tanh of a parameter, starting at 0.5); gate 0 is the per-frame model, and a
-    still video gives a constant output (h_t = f_t). Frames of a batch are processed in order and the state
-    carries over to the next call until ``reset``.
+    still video gives a constant output (h_t = f_t). At inference (``forward``) the frames of a batch are one
+    video, processed in order, and the state carries over to the next call until ``reset``; in training
+    (``run``) a batch holds several clips, each from h_0 = f_0, the state kept nowhere.
     """
 
     def __init__(self, channels: int) -> None:
@@ -226,15 +227,20 @@ class TemporalContext(nn.Module):
         state = (1 - u) * state + u * feature
         return feature + self.gate * self.adapt(torch.cat([state - feature, feature], dim=1)), state
 
-    def forward(self, features: Tensor) -> Tensor:
-        """A sequence of frames (T, C, h, w) of one video, in order."""
+    def run(self, clips: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Clips (N, T, C, h, w), each in order, from ``state`` (N, C, h, w) (None: h_0 = f_0) -> (outputs of
+        the same shape, the state after the last frame)."""
         outputs = []
-        for frame in features:
-            frame = frame[None]
-            state = frame if self.state is None else self.state.to(frame.dtype)
-            out, self.state = self.step(frame, state)
+        for t in range(clips.shape[1]):
+            frame = clips[:, t]
+            out, state = self.step(frame, frame if state is None else state.to(frame.dtype))
             outputs.append(out)
-        return torch.cat(outputs)
+        return torch.stack(outputs, dim=1), state
+
+    def forward(self, features: Tensor) -> Tensor:
+        """A sequence of frames (T, C, h, w) of one video, in order, continuing the kept state."""
+        outputs, self.state = self.run(features[None], self.state)
+        return outputs[0]
 
 
 class PECPrepared(NamedTuple):
@@ -278,10 +284,16 @@ class PECHeadGenerator(OSTNetGenerator):
         return out if occlusion is None else out * resize_map(occlusion, h, w)
 
     def forward_prepared(  # type: ignore[override]
-        self, prepared: PECPrepared, kp_driving: HeadMotion, z: Tensor | None, temporal: str = "none"
+        self,
+        prepared: PECPrepared,
+        kp_driving: HeadMotion,
+        z: Tensor | None,
+        temporal: str = "none",
+        clip_length: int = 1,
     ) -> GeneratorOutput:
-        """``temporal``: "none" (per frame), "video" (CAP over the batch in order, state kept) or "train" (CAP on
-        a simulated previous frame, see docs/design.md)."""
+        """``temporal``: "none" (per frame), "video" (CAP over the batch in order, state kept), "clips" (the batch
+        is clips of ``clip_length`` consecutive frames, each run in order from a fresh state: training) or
+        "train" (pairs: CAP on a simulated previous frame, the pseudo-clip; see docs/design.md)."""
         base = prepared.base
         motion = self.dense_motion_network.forward_prepared(base.motion, kp_driving)
         h, w = motion.deformation.shape[1:3]
@@ -292,7 +304,7 @@ class PECHeadGenerator(OSTNetGenerator):
             features.append(block(embed(features[-1], z, self._layer(self.z_down, i))))
         levels = len(features)
         bottleneck = self.fuse(levels - 1, features[-1], flows, motion.occlusion)
-        out = self.bottleneck(self._temporal(bottleneck, temporal))
+        out = self.bottleneck(self._temporal(bottleneck, temporal, clip_length))
         for j, block in enumerate(self.up_blocks):
             out = block(embed(out, z, self._layer(self.z_up, j)))
             out = torch.cat([out, self.fuse(levels - j - 2, features[-j - 2], flows, motion.occlusion)], dim=1)
@@ -303,11 +315,13 @@ class PECHeadGenerator(OSTNetGenerator):
         field = MotionField(effective, motion.occlusion, motion.mask, motion.sparse_deformed)
         return GeneratorOutput(prediction=prediction, deformed=deformed, motion=field)
 
-    def _temporal(self, feature: Tensor, temporal: str) -> Tensor:
+    def _temporal(self, feature: Tensor, temporal: str, clip_length: int) -> Tensor:
         if self.cap is None or temporal == "none":
             return feature
         if temporal == "video":
             return self.cap(feature)
+        if temporal == "clips":
+            return self.cap.run(feature.unflatten(0, (-1, clip_length)))[0].flatten(0, 1)
         # Training: the previous frame is simulated by the same feature shifted by a sub-cell offset, a different
         # one for every sample of the batch (golden-angle directions; no random draw, so resume stays exact).
         index = torch.arange(feature.shape[0], device=feature.device, dtype=feature.dtype)
@@ -376,9 +390,11 @@ class PECHead(OSTNet):
         return self.generator.forward_prepared(prepared, kp_driving, z, self.temporal)
 
     def forward(  # type: ignore[override]
-        self, source: Tensor, driving: Tensor, coefficients: Tensor | None = None
+        self, source: Tensor, driving: Tensor, coefficients: Tensor | None = None, clip_length: int = 1
     ) -> ModelOutput:
-        """coefficients: optional (B, 2, COEFFICIENT_DIM) known R of (source, driving target), NaN = unknown."""
+        """coefficients: optional (B, 2, COEFFICIENT_DIM) known R of (source, driving target), NaN = unknown.
+        clip_length: T > 1 when the B pairs are B / T clips of T consecutive frames in order (one source each;
+        ``ostnet.data.dataset.collate_training``): CAP runs over every clip; else the pairs are independent."""
         self.check_images(source=source, driving=driving)
         known_s = known_d = None
         if coefficients is not None:
@@ -386,8 +402,13 @@ class PECHead(OSTNet):
         kp_source = self.detect(source, known_s)
         frames = self.drive(kp_source, driving, coefficients=known_d)
         z = None if frames.st is None else frames.st.z
-        temporal = "train" if self.training else "none"  # forward: independent pairs
+        if clip_length > 1:
+            if source.shape[0] % clip_length:
+                raise ValueError(f"a batch of {source.shape[0]} frames is not made of clips of {clip_length}")
+            temporal = "clips"
+        else:  # independent pairs; in training CAP sees a simulated previous frame
+            temporal = "train" if self.training else "none"
         gen = self.generator.forward_prepared(
-            self.prepare_source(source, kp_source), frames.kp_motion, self.embedding_code(z), temporal
+            self.prepare_source(source, kp_source), frames.kp_motion, self.embedding_code(z), temporal, clip_length
         )
         return self.output(kp_source, frames, gen)

@@ -11,6 +11,10 @@ Randomness that reaches the gradients is tied to data, not to processes: each tr
 of (seed, epoch, index) (``PairDataset``), and each pair's equivariance transform of (seed, step, index). So
 a run on W processes with batch b follows a run on one process with batch W b, and a resumed run follows an
 uninterrupted one.
+
+With ``data.clip_length`` T > 1 an example is a source and T consecutive driving frames; the loader flattens
+a batch of clips into pairs, clip by clip (``collate_training``), the model runs its temporal module over each
+clip in order, and the losses average over all frames. T = 1 is plain pair training, the same code path.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from torch.utils.data import DataLoader
 
 from ostnet import config as C
 from ostnet.checkpoint import load_weights_into, save_checkpoint
-from ostnet.data.dataset import PairDataset, TrainingPair
+from ostnet.data.dataset import PairDataset, TrainingPair, clip_length_of, collate_training
 from ostnet.errors import OstnetError
 from ostnet.io.atomic import atomic_write
 from ostnet.io.paths import check_outputs
@@ -114,7 +118,7 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     scalars: dict[str, Tensor] = {}
     with autocast(batch.source.device.type, precision):
-        out = model(batch.source, batch.driving, *model_inputs(model, batch))
+        out = model(batch.source, batch.driving, **model_inputs(model, batch))
         terms = objective(model, batch, out, tps_seed=tps_seed)
         total = terms.total
         scalars.update(terms.code_usage or {})
@@ -134,11 +138,13 @@ def train_step(
     return StepResult(_detach(terms), _detach(out), scalars)
 
 
-def model_inputs(model: nn.Module, batch: TrainingPair) -> tuple:
-    """Inputs besides (source, driving) that a model takes from the batch: PECHead's known coefficients."""
-    if getattr(getattr(model, "module", model), "controllable", False) and batch.coefficients is not None:
-        return (batch.coefficients if batch.coefficients.shape[-1] else None,)
-    return ()
+def model_inputs(model: nn.Module, batch: TrainingPair) -> dict[str, Any]:
+    """Inputs besides (source, driving) that a model takes from the batch: PECHead's known coefficients and
+    the clip length (its CAP runs over each clip of the batch)."""
+    if not getattr(getattr(model, "module", model), "controllable", False):
+        return {}
+    known = batch.coefficients if batch.coefficients is not None and batch.coefficients.shape[-1] else None
+    return {"coefficients": known, "clip_length": clip_length_of(batch)}
 
 
 def check_train_config(cfg: C.TrainConfig) -> None:
@@ -195,6 +201,7 @@ def build_dataset(cfg: C.TrainConfig) -> PairDataset:
         color_jitter=d.color_jitter,
         seed=cfg.seed,
         coefficients=cfg.model.pechead.enabled,
+        clip_length=d.clip_length,
     )
 
 
@@ -445,6 +452,7 @@ class Trainer:
             num_workers=cfg.data.num_workers,
             drop_last=True,
             pin_memory=self.dist.device.type == "cuda",
+            collate_fn=collate_training,  # clips -> pairs, clip by clip (data.clip_length)
             # Its own generator: a DataLoader iterator otherwise draws its base seed from the global RNG, and a run
             # resumed at an epoch end opens one more (empty) iterator than an uninterrupted run, shifting every
             # later global draw (e.g. the codebooks' dead-code restarts) and breaking exact resume.
