@@ -22,6 +22,7 @@ import torch
 from ostnet.inference.animator import Animator
 from ostnet.inference.pipeline import AnimateOptions, animate_video
 from ostnet.models.ostnet import build_model
+from ostnet.models.precision import PRECISIONS
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -82,7 +83,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
+    parser.add_argument("--dtype", default="fp32", choices=PRECISIONS)
     parser.add_argument("--paste-back", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from ostnet.checkpoint import load_checkpoint
-from ostnet.commands.control_options import add_control_arguments, controls_from_args
 from ostnet.inference.animator import Animator
 from ostnet.inference.faces import CropOptions, DrivingVideo, prepare_source
+from ostnet.inference.options import ControlOptions
 from ostnet.inference.paste import side_by_side
 from ostnet.inference.pipeline import batched
 from ostnet.io.image import to_tensor, to_uint8
 from ostnet.io.video import VideoWriter, probe_video
+from ostnet.options import add_arguments, from_namespace
 
 
 def main() -> None:
@@ -33,11 +34,11 @@ def main() -> None:
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--max-frames", type=int, default=100)
     parser.add_argument("--height", type=int, default=192, help="panel height in pixels")
-    add_control_arguments(parser)
+    add_arguments(parser, ControlOptions)
     args = parser.parse_args()
     model = load_checkpoint(args.checkpoint)
     plain = Animator(model, device="cpu")
-    edited = Animator(model, device="cpu", controls=controls_from_args(args))
+    edited = Animator(model, device="cpu", controls=from_namespace(ControlOptions, args).resolve())
     size = plain.image_size
     source = prepare_source(args.source, CropOptions(), size)
     for animator in (plain, edited):

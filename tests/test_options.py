@@ -46,9 +46,10 @@ def test_a_declaration_gives_flags_defaults_and_nested_options():
     assert toy == _Toy("x", "b", None, ("p", "q"), _Inner(0.25, False))
     assert _parse("--name", "y") == _Toy("y")
     found = {s.dest: s for s in specs(_Toy)}
-    assert list(found) == ["name", "kind", "count", "tags", "inner__ratio", "inner__on"]
+    assert list(found) == ["name", "kind", "count", "tag", "ratio", "off"]  # the flags' names
+    assert found["ratio"].path == ("inner", "ratio") and found["off"].path == ("inner", "on")
     assert found["kind"].choices == ("a", "b") and found["count"].bounds == (1, None) and found["name"].required
-    assert found["inner__on"].flag == "--off" and found["tags"].repeat
+    assert found["off"].flag == "--off" and found["tag"].repeat
 
 
 @pytest.mark.parametrize(

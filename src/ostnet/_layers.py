@@ -24,7 +24,7 @@ BUILDS_ON: dict[str, tuple[str, ...]] = {
     "config": ("options",),
     "geometry": ("errors",),
     "io": ("errors", "_lazy"),
-    "face": ("io", "geometry"),
+    "face": ("io", "geometry", "options"),
     "weights": ("io",),
     "augment": ("config", "errors"),
     "models": ("config", "geometry", "face"),

@@ -12,9 +12,11 @@ import math
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from ostnet import __version__
 from ostnet.errors import OstnetError, Terminated, interrupt_exit_code
+from ostnet.options import OptionParser, UsageError, markdown_table
 
 COMMANDS = [
     "presets",
@@ -35,9 +37,7 @@ COMMANDS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ostnet", description="OSTNet talking-head generation: train, animate, evaluate, demo."
-    )
+    parser = OptionParser(prog="ostnet", description="OSTNet talking-head generation: train, animate, evaluate, demo.")
     parser.add_argument("--version", action="version", version=f"ostnet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
@@ -45,9 +45,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def reference_markdown() -> str:
+    """docs/cli.md: every command and every option (type, choices, default, bounds, help), from each command's
+    declaration (its module's ``OPTIONS``) or, for a command without one yet, from its parser.
+    ``python scripts/make_cli_docs.py`` writes it; a test fails when the file is stale."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    parts = [
+        "# The `ostnet` command line",
+        "",
+        "Made by `python scripts/make_cli_docs.py` from the commands' option declarations (`ostnet.options`); "
+        "do not edit by hand. `ostnet COMMAND --help` says the same. A bad value is refused with one line "
+        "naming the option and exit status 2. `--device auto` (every command's default) is the best available: "
+        "cuda, else mps, else cpu.",
+    ]
+    for name in COMMANDS:
+        command = name.replace("_", "-")
+        declared = getattr(importlib.import_module(f"ostnet.commands.{name}"), "OPTIONS", None)
+        table = markdown_table(declared) if declared is not None else _parser_table(sub.choices[command])
+        about = sub.choices[command].description or next(a.help for a in sub._choices_actions if a.dest == command)
+        parts += ["", f"## `ostnet {command}`", "", " ".join(about.split()), "", table]
+    return "\n".join(parts) + "\n"
+
+
+def _parser_table(parser: argparse.ArgumentParser) -> str:
+    rows = ["| option | type | default | range | description |", "|---|---|---|---|---|"]
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        names = ", ".join(f"`{n}`" for n in action.option_strings) or f"`{action.dest}` (positional)"
+        if action.nargs == 0:
+            kind, default = "flag", ""
+        else:
+            kind = " \\| ".join(map(str, action.choices)) if action.choices else _type_word(action.type)
+            kind += " (repeatable)" if isinstance(action, argparse._AppendAction) else ""
+            required = action.required or not action.option_strings
+            default = "required" if required else ("" if action.default in (None, [], "") else f"`{action.default}`")
+        text = (action.help or "").replace("|", "\\|")
+        rows.append(f"| {names} | {kind} | {default} |  | {text} |")
+    return "\n".join(rows)
+
+
+def _type_word(tp) -> str:
+    return {int: "integer", float: "finite number", Path: "path"}.get(tp, "string")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:  # a bad flag or value: one line, exit 2
+        print(f"{exc.prog}: error: {exc}", file=sys.stderr)
+        return 2
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0

@@ -20,6 +20,10 @@ from typing import Any, Literal
 
 from ostnet.options import option, option_bounds
 
+# The numeric precisions of training (``precision``) and inference (``--dtype``); their torch dtypes and
+# autocast are in ``ostnet.models.precision``.
+Precision = Literal["fp32", "bf16", "fp16"]
+
 
 @dataclass
 class KeypointDetectorConfig:
@@ -208,13 +212,14 @@ def _check_codebooks(cfg: ModelConfig) -> None:
 # The scale factor delta of the expression-preserved augmentation, Sec. 3.4: "we set the scaling factor as 0.3"
 # (App. A). Training (AugmentationConfig), the datasets, ``augment`` and the different-scale protocol read it here.
 PAPER_DELTA = 0.3
+DELTA_BOUNDS = (0.0, 0.9)  # factors 1 +- delta stay positive
 
 
 @dataclass
 class AugmentationConfig:
     """Expression-preserved augmentation, Sec. 3.4: alpha, beta ~ U[1 - delta, 1 + delta]."""
 
-    delta: float = option(PAPER_DELTA, bounds=(0.0, 0.9))
+    delta: float = option(PAPER_DELTA, bounds=DELTA_BOUNDS)
 
 
 @dataclass
@@ -348,7 +353,7 @@ class TrainConfig:
     max_steps: int | None = option(None, bounds=(1, None))
     # wall-clock budget of one fit(), checked after every step
     max_seconds: float | None = option(None, bounds=(1e-06, None))
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Precision = "fp32"
     deterministic: bool = False
     log_every: int = option(10, bounds=(1, None))
     image_every: int = option(200, bounds=(1, None))

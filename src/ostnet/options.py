@@ -35,13 +35,18 @@ Reading a declaration (for a front end: Gradio, docs, ...): ``specs(cls)`` yield
 option, nested declarations flattened, with ``name``, ``path`` (attribute path from ``cls``), ``type`` (the
 base type: bool, int, float, str or Path), ``optional``, ``default``, ``required``, ``help``, ``choices``
 (tuple or None), ``bounds`` ((lo, hi) or None), ``group``, ``flag``, ``metavar``, ``repeat``, ``web`` and ``title``
-(a label for people, default: the name with spaces);
+(a label for people, default: the name with spaces) and ``dest`` (the flag without dashes: the option's name
+on the parsed namespace, in a web form and in ``from_values``; flags are unique within a command);
 ``OptionSpec.check(value)`` raises ``OstnetError`` with one line, ``OptionSpec.parse(text)`` converts and checks
-a string.
+a string, ``value_from_page(spec, value)`` takes what a web page sent.
 
-Deriving: ``add_arguments(parser, cls)`` adds the argparse flags (converting and checking each value, so that a
-bad one is a one-line usage error, exit 2), ``from_namespace(cls, args)`` builds the dataclass from the parsed
-arguments, ``check_options(obj)`` checks a built one, ``markdown_table(cls)`` renders the docs table.
+Deriving: ``add_arguments(parser, cls)`` adds the argparse flags (converting and checking each value; with the
+command line's ``OptionParser`` a bad one is a one-line usage error, exit 2), ``from_namespace(cls, args)`` /
+``from_values(cls, {dest: value})`` build the dataclass (a ``bool`` value says whether its flag is given),
+``check_options(obj)`` checks a built one, ``markdown_table(cls)`` renders the docs table (docs/cli.md).
+
+Shared declarations: ``Device`` / ``device_option()``, the one ``--device`` of every command (default ``auto``,
+the best available; ``ostnet.models.device`` resolves it).
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ import math
 import os
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -60,6 +65,12 @@ from typing import Any, Literal
 from ostnet.errors import OstnetError
 
 _KEY = "ostnet.option"
+
+# Shared declarations: the one ``--device`` of every command (resolved by ``ostnet.models.device``).
+Device = Literal["auto", "cpu", "cuda", "mps"]
+DEVICES: tuple[str, ...] = typing.get_args(Device)
+DEFAULT_DEVICE: Device = "auto"
+DEVICE_HELP = "auto = the best available: cuda, else mps, else cpu"
 BASE_TYPES = (bool, int, float, str, Path)
 
 
@@ -110,6 +121,11 @@ def nested(cls: type) -> Any:
     return dataclasses.field(default_factory=cls, metadata={_KEY: meta})
 
 
+def device_option(group: str | None = None) -> Any:
+    """The ``--device`` option (the same type, default and help in every command; never a web control)."""
+    return option(DEFAULT_DEVICE, help=DEVICE_HELP, group=group, web=False)
+
+
 @dataclass(frozen=True)
 class OptionSpec:
     """One declared option, resolved (see the module docstring)."""
@@ -135,8 +151,9 @@ class OptionSpec:
 
     @property
     def dest(self) -> str:
-        """The argparse destination: the attribute path joined by ``__``."""
-        return "__".join(self.path)
+        """The option's name on the command line's namespace, in a web form and in ``from_values``: its flag
+        without dashes (``--no-crop`` -> ``no_crop``; a positional's own name). Unique within a command."""
+        return _dest(self.flag)
 
     def check(self, value: Any, label: str | None = None) -> Any:
         """``value`` if it has this option's type, choices and bounds; else ``OstnetError`` (one line naming
@@ -167,7 +184,7 @@ class OptionSpec:
         if tp is float and not math.isfinite(value):
             raise OstnetError(f"{label} must be a finite number, got {value}")
         if self.choices is not None and value not in self.choices:
-            raise OstnetError(f"unknown {self.title} {value!r}; choose one of: {', '.join(self.choices)}")
+            raise OstnetError(f"{label}: unknown {self.title} {value!r}; choose one of: {', '.join(self.choices)}")
         if self.bounds is not None and tp in (int, float) and not _inside(value, self.bounds):
             raise OstnetError(f"{label} must be {_within(self.bounds)}, got {value}")
         return value
@@ -180,6 +197,10 @@ class OptionSpec:
         except ValueError:
             raise OstnetError(f"{label} must be {_type_name(self)}, got {text!r}") from None
         return self._check_one(value, label)
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
 
 
 def _inside(value: float, bounds: tuple[float | None, float | None]) -> bool:
@@ -256,7 +277,7 @@ def specs(cls: type, _path: tuple[str, ...] = ()) -> Iterator[OptionSpec]:
             continue
         tp, optional, choices, repeat, nargs = _resolve(hints[f.name])
         default = f.default if f.default is not MISSING else None
-        flag = meta.flag or (f.name if meta.positional else "--" + f.name.replace("_", "-"))
+        flag = _flag(f.name, meta)
         yield OptionSpec(f.name, (*_path, f.name), tp, optional, default, meta.required, meta.help, choices,
                          meta.bounds, meta.group, flag, meta.metavar, repeat, meta.web,
                          meta.title or f.name.replace("_", " "), nargs, meta.positional, meta.aliases)  # fmt: skip
@@ -265,39 +286,54 @@ def specs(cls: type, _path: tuple[str, ...] = ()) -> Iterator[OptionSpec]:
 def check_options(obj: Any) -> None:
     """Check every option of a built declaration (call it from ``__post_init__``); nested ones check
     themselves."""
-    for f in dataclasses.fields(obj):
-        meta: _Meta | None = f.metadata.get(_KEY)
-        if meta is None or meta.nested:
-            continue
-        spec = next(s for s in specs(type(obj)) if s.path == (f.name,))
-        spec.check(getattr(obj, f.name))
+    own = {s.path[0]: s for s in specs(type(obj)) if len(s.path) == 1}
+    for name, spec in own.items():
+        spec.check(getattr(obj, name))
 
 
 def _help_text(spec: OptionSpec) -> str:
     text = spec.help
     if spec.bounds is not None:
         text += f"; {_range(spec.bounds)}"
-    if spec.type is not bool and spec.default is not None and not spec.required:
+    if spec.type is not bool and spec.default is not None and not spec.required and spec.default != ():
         text += f" (default: {spec.default})"
     return text
 
 
+class UsageError(OstnetError):
+    """A bad command line (an unknown flag, a missing or a bad value); ``prog`` is the (sub)command."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
+class OptionParser(argparse.ArgumentParser):
+    """argparse whose usage errors raise ``UsageError`` (the command line prints it as one line and exits 2)
+    instead of printing the usage and exiting; its subparsers are of the same class."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        head, _, rest = message.partition(": ")
+        if head.startswith("argument ") and rest.startswith(head.removeprefix("argument ").split("/")[0]):
+            message = rest  # the option's own message names the flag already
+        raise UsageError(self.prog, f"{message} (see {self.prog} --help)")
+
+
 def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Add one flag per option of ``cls`` (grouped by ``group``); values are converted and checked."""
+    """Add one flag per option of ``cls`` (grouped by ``group``); values are converted and checked. A ``bool``
+    option is a flag whose value on the namespace says whether it was given (``no_crop=True``)."""
     groups: dict[str | None, Any] = {None: parser}
     for spec in specs(cls):
         if spec.group not in groups:
             groups[spec.group] = parser.add_argument_group(spec.group)
         target = groups[spec.group]
-        kwargs: dict[str, Any] = {"dest": spec.dest, "help": _help_text(spec)}
+        kwargs: dict[str, Any] = {"help": _help_text(spec)}
         if spec.type is bool:
-            action = "store_false" if spec.default is True else "store_true"
-            target.add_argument(spec.flag, action=action, **kwargs)
+            target.add_argument(spec.flag, *spec.aliases, action="store_true", **kwargs)
             continue
         kwargs["type"] = _converter(spec)
         kwargs["metavar"] = spec.metavar or _metavar(spec)
         if spec.positional:
-            del kwargs["dest"]  # argparse takes the positional's name as its destination
             target.add_argument(spec.dest, nargs="+" if spec.repeat else None, **kwargs)
             continue
         if spec.repeat:
@@ -305,7 +341,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         else:
             kwargs["default"] = spec.default
             kwargs["nargs"] = spec.nargs
-        target.add_argument(spec.flag, *spec.aliases, required=spec.required, **kwargs)
+        target.add_argument(spec.flag, *spec.aliases, dest=spec.dest, required=spec.required, **kwargs)
 
 
 def _metavar(spec: OptionSpec) -> str:
@@ -330,9 +366,10 @@ def from_namespace(cls: type, args: argparse.Namespace) -> Any:
     return from_values(cls, vars(args))
 
 
-def from_values(cls: type, values: Mapping[str, Any], _path: tuple[str, ...] = ()) -> Any:
-    """The declaration ``cls`` from ``{OptionSpec.dest: value}``; options not in ``values`` keep their
-    defaults. Checked as it is built (``OstnetError``, one line)."""
+def from_values(cls: type, values: Mapping[str, Any]) -> Any:
+    """The declaration ``cls`` from ``{OptionSpec.dest: value}`` as the command line says it (a ``bool``:
+    whether its flag is given); options not in ``values`` (or None there) keep their defaults. Checked as it
+    is built (``OstnetError``, one line)."""
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for f in dataclasses.fields(cls):
@@ -340,39 +377,48 @@ def from_values(cls: type, values: Mapping[str, Any], _path: tuple[str, ...] = (
         if meta is None:
             continue
         if meta.nested:
-            kwargs[f.name] = from_values(hints[f.name], values, (*_path, f.name))
+            kwargs[f.name] = from_values(hints[f.name], values)
             continue
-        dest = "__".join((*_path, f.name))
-        value = values.get(dest)
-        if value is not None or (dest in values and f.default is None):  # argparse's None: not given
-            kwargs[f.name] = tuple(value) if isinstance(value, list) else value
+        value = values.get(_dest(_flag(f.name, meta)))
+        if value is None:
+            continue
+        if isinstance(value, bool) and f.default is True:
+            value = not value  # the flag that switches it off
+        if isinstance(value, list):
+            value = tuple(value)
+        if _resolve(hints[f.name])[0] is Path:  # a path given as text (a page, a server) becomes a Path
+            value = tuple(map(_path, value)) if isinstance(value, tuple) else _path(value)
+        kwargs[f.name] = value
     return cls(**kwargs)
 
 
+def _path(value: Any) -> Any:
+    return Path(value) if isinstance(value, str) else value
+
+
+def _flag(name: str, meta: _Meta) -> str:
+    return meta.flag or (name if meta.positional else "--" + name.replace("_", "-"))
+
+
 def form_name(spec: OptionSpec) -> str:
-    """The web form field of an option: its flag without dashes (``--no-crop`` -> ``no_crop``)."""
-    return spec.flag.lstrip("-").replace("-", "_")
+    """The web form field of an option: its ``dest`` (``--no-crop`` -> ``no_crop``)."""
+    return spec.dest
 
 
-def values_from_form(cls: type, text: Callable[[str], str | None]) -> dict[str, Any]:
-    """``{dest: value}`` for the web options of ``cls`` from a submitted form; ``text(name)`` is the field's
-    string or None when it was not sent. A checkbox is ticked unless its text is empty, 0, off, false or no (a
-    ``bool`` defaulting to True is switched off by ticking its flag's box, as on the command line); other
-    fields are converted and checked, empty ones keep their defaults."""
-    values: dict[str, Any] = {}
-    for spec in specs(cls):
-        if not spec.web:
-            continue
-        raw = (text(form_name(spec)) or "").strip()
-        if spec.type is bool:
-            ticked = raw.lower() not in ("", "0", "off", "false", "no")
-            values[spec.dest] = ticked != (spec.default is True)
-        elif raw:  # not sent or left empty: the default
-            try:
-                values[spec.dest] = spec.parse(raw, label=spec.title)
-            except OstnetError as exc:
-                raise OstnetError(f"form: {exc}") from None
-    return values
+def value_from_page(spec: OptionSpec, value: Any) -> Any:
+    """A value sent by a web page or an API call, as the command line would take it: a ``bool`` is whether the
+    flag is ticked; empty (None or blank) is None (the default); text is parsed, numbers are checked (a whole
+    float is an integer: number inputs send 1.0). ``OstnetError`` (one line) for a value the command line
+    refuses."""
+    if spec.type is bool:
+        return bool(value)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        return spec.parse(value.strip())
+    if spec.type is int and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return spec.check(value)
 
 
 def markdown_table(cls: type) -> str:
@@ -382,10 +428,13 @@ def markdown_table(cls: type) -> str:
         kind = " \\| ".join(spec.choices) if spec.choices else _type_name(spec).removeprefix("a ").removeprefix("an ")
         if spec.repeat:
             kind += " (repeatable)"
-        default = "required" if spec.required else ("" if spec.default is None else f"`{spec.default}`")
+        if spec.nargs:
+            kind += f" x {spec.nargs}"
+        default = "required" if spec.required else ("" if spec.default in (None, ()) else f"`{spec.default}`")
         if spec.type is bool:
             kind, default = "flag", ""
         bounds = _range(spec.bounds) if spec.bounds else ""
+        names = ", ".join(f"`{n}`" for n in (spec.flag, *spec.aliases))
         text = spec.help.replace("|", "\\|")
-        rows.append(f"| `{spec.flag}` | {kind} | {default} | {bounds} | {text} |")
+        rows.append(f"| {names} | {kind} | {default} | {bounds} | {text} |")
     return "\n".join(rows)

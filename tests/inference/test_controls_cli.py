@@ -61,9 +61,10 @@ def _cases(shared, tmp, pechead_checkpoint, tiny_checkpoint):
     animate = ["animate", "--quiet", "--source", portrait, "--driving", clip, "--max-frames", 3]
     edit = ["edit", "--source", portrait]
     return {
-        "angle out of range": ([*edit, "--checkpoint", pechead_checkpoint, "--yaw", 200], "yaw 200.0 is out of range"),
+        "angle out of range": ([*edit, "--checkpoint", pechead_checkpoint, "--yaw", 200],
+                               "--yaw must be in [-90, 90], got 200.0"),
         "strength out of range": ([*animate, "--checkpoint", pechead_checkpoint, "--expression-scale", 9],
-                                  "expression scale 9.0 is out of range"),
+                                  "--expression-scale must be in [0, 3], got 9.0"),
         "unknown recipe key": ([*edit, "--checkpoint", pechead_checkpoint, "--recipe", tmp / "bad.json"],
                                "unknown key(s) grin"),
         "bad fixed pose": ([*animate, "--checkpoint", pechead_checkpoint, "--pose", "fixed:1,2"], "three angles"),

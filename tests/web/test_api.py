@@ -230,9 +230,9 @@ def test_session_files_are_deleted_when_the_session_ends(
     ("argv", "message"),
     [
         (["--auth", "nopassword"], "--auth must be USER:PASS"),
-        (["--max-upload-mb", "0"], "--max-upload-mb must be a positive number"),
-        (["--max-queue", "-1"], "--max-queue must be a positive number"),
-        (["--port", "70000"], "--port must be between 0 and 65535"),
+        (["--max-upload-mb", "0"], "--max-upload-mb must be at least 0.001, got 0"),
+        (["--max-queue", "-1"], "--max-queue must be at least 1, got -1"),
+        (["--port", "70000"], "--port must be in [0, 65535], got 70000"),
     ],
 )
 def test_cli_errors_are_one_line(argv, message, tiny_checkpoint, capsys):

@@ -3,14 +3,19 @@
 Example::
 
     ostnet edit --source portrait.jpg --checkpoint pechead.safetensors --yaw 15 --smile 0.5 --output out.png
+
+The options are ``ostnet.inference.options.EditOptions`` (declared once; docs/cli.md).
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from ostnet.commands.control_options import add_control_arguments, controls_from_args, save_recipe
+from ostnet.commands.control_options import save_recipe
+from ostnet.inference.options import EditOptions
+from ostnet.options import add_arguments, from_namespace
+
+OPTIONS = EditOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,18 +25,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Edit a still portrait with the pose and expression controls of a PECHead checkpoint: "
         "the face is found and cropped, edited, and written as the crop or pasted back into the portrait.",
     )
-    p.add_argument("--source", metavar="IMAGE", type=Path, required=True, help="portrait image")
-    p.add_argument("--checkpoint", metavar="CKPT", type=Path, required=True, help="a PECHead .safetensors checkpoint")
-    p.add_argument("--output", metavar="OUT", type=Path, required=True, help="output image (.png, .jpg, .webp)")
-    p.add_argument("--no-crop", action="store_true", help="the source is already a face crop")
-    p.add_argument("--face-index", metavar="K", type=int, default=0, help="face to edit, 0 = largest")
-    p.add_argument("--paste-back", action="store_true", help="write the whole portrait with the edited face")
-    p.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help="default: best available")
-    add_control_arguments(p, video=False)
+    add_arguments(p, OPTIONS)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    print(edit(from_namespace(EditOptions, args)))
+    return 0
+
+
+def edit(options: EditOptions, model=None) -> str:
+    """Edit ``options.source`` into ``options.output`` (with ``model``, else the checkpoint's); the summary
+    line. The web app's Edit tab calls it with its loaded model."""
     from ostnet.checkpoint import load_checkpoint
     from ostnet.errors import OstnetError
     from ostnet.inference.animator import Animator
@@ -40,19 +45,18 @@ def run(args: argparse.Namespace) -> int:
     from ostnet.io.image import save_image, to_tensor, to_uint8
     from ostnet.io.paths import check_outputs
 
-    check_outputs({"--source": args.source, "--checkpoint": args.checkpoint}, {"--output": args.output})
-
-    controls = controls_from_args(args)
-    if args.output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
-        raise OstnetError(f"{args.output}: unknown image format {args.output.suffix!r} (use .png, .jpg or .webp)")
-    model = load_checkpoint(args.checkpoint)
-    animator = Animator(model, device=args.device, controls=controls)  # refuses controls the model cannot honour
-    source = prepare_source(args.source, CropOptions(enabled=not args.no_crop, face_index=args.face_index),
-                            animator.image_size)  # fmt: skip
+    check_outputs({"--source": options.source, "--checkpoint": options.checkpoint}, {"--output": options.output})
+    controls = options.controls.resolve()
+    if options.output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+        raise OstnetError(f"{options.output}: unknown image format {options.output.suffix!r} (use .png, .jpg or .webp)")
+    model = load_checkpoint(options.checkpoint) if model is None else model
+    animator = Animator(model, device=options.device, controls=controls)  # refuses controls the model cannot honour
+    crop = CropOptions(enabled=options.crop, face_index=options.face_index)
+    source = prepare_source(options.source, crop, animator.image_size)
     animator.set_source(to_tensor(source.crop)[None])
     face = animator.edit().cpu()
-    image = PasteBack(source.image, source.box, animator.image_size)(face)[0] if args.paste_back else to_uint8(face)[0]
-    save_image(args.output, image)
-    save_recipe(args, controls)
-    print(f"edited {args.source} ({', '.join(controls.changed()) or 'no change'}) -> {args.output}")
-    return 0
+    paste = PasteBack(source.image, source.box, animator.image_size) if options.paste_back else None
+    image = paste(face)[0] if paste is not None else to_uint8(face)[0]
+    save_image(options.output, image)
+    save_recipe(options.controls.save_recipe, controls)
+    return f"edited {options.source} ({', '.join(controls.changed()) or 'no change'}) -> {options.output}"

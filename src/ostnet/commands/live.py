@@ -20,7 +20,11 @@ import statistics
 import sys
 import threading
 import time
-from pathlib import Path
+
+from ostnet.inference.options import LiveOptions
+from ostnet.options import add_arguments, from_namespace
+
+OPTIONS = LiveOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,18 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Animate a portrait with a camera (index or /dev/videoN), any stream PyAV opens, or a video "
         "file played at real-time pace. Frames that arrive while the model is busy are dropped.",
     )
-    p.add_argument("--source", metavar="IMAGE", type=Path, required=True, help="portrait image")
-    p.add_argument("--checkpoint", metavar="CKPT", type=Path, required=True, help="ostnet .safetensors checkpoint")
-    p.add_argument("--camera", metavar="DEVICE|URL|FILE", required=True, help="0, /dev/video0, rtsp://..., clip.mp4")
-    p.add_argument("--output", metavar="OUT", type=Path, help="also write the animated frames to this video")
-    p.add_argument("--no-window", action="store_true", help="never open a window (default: one when a display exists)")
-    p.add_argument("--no-crop", action="store_true", help="the inputs are already face crops: no face detection")
-    p.add_argument(
-        "--mode", choices=("auto", "anchor-free", "relative", "absolute"), default="auto", help="motion mode"
-    )
-    p.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help="default: best available")
-    p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="inference precision")
-    p.add_argument("--max-seconds", type=float, metavar="S", help="stop after S seconds")
+    add_arguments(p, OPTIONS)
     p.set_defaults(handler=run_live)
 
 
@@ -61,45 +54,44 @@ def _window(enabled: bool):
 
 def run_live(args: argparse.Namespace) -> int:
     from ostnet.checkpoint import load_checkpoint
-    from ostnet.errors import OstnetError
     from ostnet.inference.animator import Animator
     from ostnet.inference.stream import StreamStep
     from ostnet.io.camera import LiveSource
     from ostnet.io.image import load_image
     from ostnet.io.paths import check_outputs
 
-    if args.max_seconds is not None and args.max_seconds <= 0:
-        raise OstnetError(f"--max-seconds must be positive, got {args.max_seconds}")
-    camera_file = args.camera if os.path.exists(args.camera) else None  # a clip standing in for a camera
-    check_outputs({"--source": args.source, "--checkpoint": args.checkpoint, "--camera": camera_file},
-                  {"--output": args.output})  # fmt: skip
-    camera = LiveSource(args.camera)  # opened first: a missing camera fails before the model loads
+    options = from_namespace(LiveOptions, args)
+    camera_file = options.camera if os.path.exists(options.camera) else None  # a clip standing in for a camera
+    check_outputs({"--source": options.source, "--checkpoint": options.checkpoint, "--camera": camera_file},
+                  {"--output": options.output})  # fmt: skip
+    camera = LiveSource(options.camera)  # opened first: a missing camera fails before the model loads
     try:
-        animator = Animator(load_checkpoint(args.checkpoint), device=args.device, dtype=args.dtype, mode=args.mode)
-        stream = StreamStep(animator, crop=not args.no_crop)
-        stream.set_source(load_image(args.source))
+        model = load_checkpoint(options.checkpoint)
+        stream = StreamStep(Animator(model, device=options.device, dtype=options.dtype, mode=options.mode),
+                            crop=options.crop)  # fmt: skip
+        stream.set_source(load_image(options.source))
     except BaseException:
         camera.close()
         raise
-    show = _window(not args.no_window)
+    show = _window(options.window)
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())  # Ctrl-C ends the session cleanly
     try:
-        return _loop(args, camera, stream, show, stop)
+        return _loop(options, camera, stream, show, stop)
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
-def _loop(args: argparse.Namespace, camera, stream, show, stop: threading.Event) -> int:
+def _loop(options: LiveOptions, camera, stream, show, stop: threading.Event) -> int:
     from ostnet.errors import OstnetError
     from ostnet.io.video import VideoWriter
 
-    writer = VideoWriter(args.output, camera.fps) if args.output is not None else None
+    writer = VideoWriter(options.output, camera.fps) if options.output is not None else None
     delays: list[float] = []
     error: OstnetError | None = None
     start = last_report = time.perf_counter()
     try:
-        while not stop.is_set() and (args.max_seconds is None or time.perf_counter() - start < args.max_seconds):
+        while not stop.is_set() and (options.max_seconds is None or time.perf_counter() - start < options.max_seconds):
             item = camera.get()
             if item is None:
                 break
@@ -124,7 +116,7 @@ def _loop(args: argparse.Namespace, camera, stream, show, stop: threading.Event)
             writer.close()
         elif writer is not None:
             writer.abort()
-    saved = f" -> {args.output}" if writer is not None and writer.frames_written else ""
+    saved = f" -> {options.output}" if writer is not None and writer.frames_written else ""
     print(f"live: {_line(stream, camera, delays)}{saved}", flush=True)
     if error is not None:
         raise error

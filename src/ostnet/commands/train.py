@@ -19,39 +19,55 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from ostnet.errors import OstnetError, Terminated, interrupt_exit_code
+from ostnet.options import Device, add_arguments, check_options, device_option, from_namespace, option
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainOptions:
+    """The ``ostnet train`` options (declared once; docs/cli.md). The model and training settings themselves
+    are the preset's ``TrainConfig`` with ``--set`` overrides (``ostnet.config``, checked field by field)."""
+
+    preset: str | None = option(None, help="model preset (see `ostnet presets`); optional with --resume")
+    data: str | None = option(
+        None, metavar="DIR", help="dataset folder holding train/ (frame folders, mp4 files or PNG strips)"
+    )
+    output: str = option(metavar="DIR", help="run folder for config, checkpoints and logs")
+    overrides: tuple[str, ...] = option(
+        (), flag="--set", metavar="KEY=VALUE",
+        help="config override, e.g. --set loss.lambda_eq=5 --set precision=bf16 (repeatable)",
+    )  # fmt: skip
+    max_steps: int | None = option(
+        None, metavar="N", help="stop after this many optimiser steps in total", bounds=(1, None)
+    )
+    resume: bool = option(False, help="continue from the run folder's last checkpoint")
+    init: str | None = option(
+        None, metavar="CKPT", help="start a new run from CKPT's tensors that match in name and shape"
+    )
+    freeze: str = option(
+        "", metavar="MODULES",
+        help="with --init: comma-separated modules (e.g. kp_detector,generator) whose loaded tensors stay fixed",
+    )  # fmt: skip
+    device: Device = device_option()
+    progress: bool = option(True, flag="--quiet", help="no progress bar")
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+
+OPTIONS = TrainOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model (DDP via torchrun, AMP, atomic checkpoints, resume)")
-    p.add_argument("--preset", help="model preset (see `ostnet presets`); optional with --resume")
-    p.add_argument("--data", help="dataset folder holding train/ (frame folders, mp4 files or PNG strips)")
-    p.add_argument("--output", required=True, help="run folder for config, checkpoints and logs")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override, e.g. --set loss.lambda_eq=5 --set precision=bf16 (repeatable)",
-    )
-    p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps in total")
-    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
-    p.add_argument("--init", metavar="CKPT", help="start a new run from CKPT's tensors that match in name and shape")
-    p.add_argument(
-        "--freeze",
-        default="",
-        metavar="MODULES",
-        help="with --init: comma-separated modules (e.g. kp_detector,generator) whose loaded tensors stay fixed",
-    )
-    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_arguments(p, OPTIONS)
     p.set_defaults(handler=run)
 
 
-def resolve_config(args: argparse.Namespace):
+def resolve_config(args: TrainOptions):
     """The TrainConfig from --preset (or the run's config.json on --resume), --set, --data and --max-steps."""
     from ostnet import config as C
     from ostnet.training.state import RunFolder
@@ -69,8 +85,6 @@ def resolve_config(args: argparse.Namespace):
     if args.data:
         extra.append(f"data.root={_json_string(str(Path(args.data).expanduser().resolve()))}")
     if args.max_steps is not None:
-        if args.max_steps < 1:
-            raise OstnetError(f"--max-steps: must be >= 1, got {args.max_steps}")
         extra.append(f"max_steps={args.max_steps}")
     try:
         return C.apply_overrides(cfg, extra)
@@ -84,17 +98,18 @@ def _json_string(text: str) -> str:
     return json.dumps(text)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(namespace: argparse.Namespace) -> int:
     from ostnet.training.distributed import cleanup_distributed
     from ostnet.training.trainer import Trainer
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = from_namespace(TrainOptions, namespace)
     if args.init and args.resume:
         raise OstnetError("--init starts a new run and --resume continues one: give only one of them")
     cfg = resolve_config(args)
     freeze = tuple(p.strip() for p in args.freeze.split(",") if p.strip())
     trainer = Trainer(
-        cfg, args.output, resume=args.resume, device=args.device, show_progress=not args.quiet,
+        cfg, args.output, resume=args.resume, device=args.device, show_progress=args.progress,
         init=args.init, freeze=freeze,
     )  # fmt: skip
     if trainer.init_report is not None and trainer.dist.is_main:

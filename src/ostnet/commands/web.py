@@ -11,14 +11,36 @@ import argparse
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from ostnet.errors import OstnetError
+from ostnet.options import Device, add_arguments, check_options, device_option, from_namespace, nested, option
+from ostnet.web.limits import WebLimits
+
+
+@dataclass(frozen=True)
+class WebOptions:
+    """The ``ostnet web`` options (declared once; docs/cli.md)."""
+
+    checkpoints: tuple[Path, ...] = option(
+        (), flag="--checkpoint", required=True, metavar="CKPT", help="checkpoint to serve (repeatable)"
+    )
+    device: Device = device_option()
+    host: str = option("127.0.0.1", help="address to listen on (127.0.0.1: this computer only)")
+    port: int = option(7860, help="port (0 = the first free one from 7860)", bounds=(0, 65535))
+    auth: str | None = option(None, metavar="USER:PASS", help="ask for this user name and password")
+    share: bool = option(False, help="also open a public share link (off unless asked)")
+    limits: WebLimits = nested(WebLimits)
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+
+OPTIONS = WebOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ostnet.web.limits import WebLimits
-
     p = sub.add_parser(
         "web",
         help="serve a web app (Gradio) for animating portraits",
@@ -27,15 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and Gradio's API. Uploads and results live in a temporary folder; a browser session's files are "
         "deleted when it ends, all of them when the server stops (Ctrl-C).",
     )
-    p.add_argument(
-        "--checkpoint", metavar="CKPT", type=Path, action="append", required=True, help="checkpoint (repeatable)"
-    )
-    p.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help="default: best available")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this computer only)")
-    p.add_argument("--port", type=int, default=7860, help="port (default: 7860; 0 = the first free one from 7860)")
-    p.add_argument("--auth", metavar="USER:PASS", help="ask for this user name and password")
-    p.add_argument("--share", action="store_true", help="also open a public share link (off unless asked)")
-    WebLimits.add_arguments(p.add_argument_group("limits"))
+    add_arguments(p, OPTIONS)
     p.set_defaults(handler=run_web)
 
 
@@ -59,26 +73,23 @@ def run_web(args: argparse.Namespace) -> int:
     except ImportError:
         raise OstnetError('the web app needs the web extra: pip install "ostnet[web]"') from None
     from ostnet.web.jobs import load_models
-    from ostnet.web.limits import WebLimits
     from ostnet.web.server import is_loopback, parse_auth, serve
 
-    if not 0 <= args.port <= 65535:
-        raise OstnetError(f"--port must be between 0 and 65535, got {args.port}")
-    auth = parse_auth(args.auth)
-    limits = WebLimits.from_args(args)
-    models = load_models(args.checkpoint, args.device, limits.per_model)
+    options = from_namespace(WebOptions, args)
+    auth = parse_auth(options.auth)
+    models = load_models(list(options.checkpoints), options.device, options.limits.per_model)
     for served in models.values():
         _log(f"model {served.label!r}: {served.description}, on {served.device}")
-    if not is_loopback(args.host.strip("[]")):
+    if not is_loopback(options.host.strip("[]")):
         _log(
-            f"warning: listening on {args.host}: anyone who can reach this computer can use the app"
+            f"warning: listening on {options.host}: anyone who can reach this computer can use the app"
             + ("" if auth else " (consider --auth USER:PASS)")
         )
-    if args.share:
+    if options.share:
         _log("warning: --share opens a public link through Gradio's share servers")
     _stop_on_sigterm()
     try:
-        serve(models, limits, args.host, args.port, auth=auth, share=args.share)
+        serve(models, options.limits, options.host, options.port, auth=auth, share=options.share)
     except KeyboardInterrupt:
         _log("stopped; uploads and results deleted")
     return 0

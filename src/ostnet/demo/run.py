@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from ostnet.data.synthetic import ClipStyle, write_synthetic_dataset
 from ostnet.demo.animation import (
@@ -46,7 +47,6 @@ from ostnet.demo.training import (
     choose_threads,
     demo_overrides,
     loss_curves_png,
-    resolve_device,
     train_config,
     train_one,
 )
@@ -57,6 +57,8 @@ from ostnet.evaluation.face_metrics import FaceConfig, get_face_analyzer
 from ostnet.evaluation.protocols import SamplingOptions
 from ostnet.evaluation.report import PairJournal, metrics_for
 from ostnet.io import atomic_output
+from ostnet.models.device import resolve_device
+from ostnet.options import Device, check_options, device_option, option
 
 DEMO_ENTRIES = ("data", "runs", "models", "evaluation", "animation", "report.html", "demo.json")
 BASELINE, OSTNET = "Baseline", "OSTNet"
@@ -107,18 +109,28 @@ QUICK_PLAN = DemoPlan(
 
 @dataclass
 class DemoConfig:
-    """What ``ostnet demo`` was asked for. ``budget``: seconds per model (None: the plan's)."""
+    """What ``ostnet demo`` was asked for: its options, declared once (docs/cli.md). ``budget``: seconds per
+    model (None: the plan's). ``command`` (the command line, for the report) is set by the command."""
 
-    output: str
-    quick: bool = False
-    budget: float | None = None
-    overwrite: bool = False
-    device: str = "auto"
-    seed: int = 0
-    threads: int | None = None
-    progress: bool = True
+    output: str = option("demo", metavar="DIR", help="output folder")
+    quick: bool = option(False, help="a smoke test in under 2 minutes (tiny sizes)")
+    budget: float | None = option(
+        None, metavar="SECONDS", bounds=(0.1, None),
+        help="training seconds of OSTNet; the Baseline trains as many steps (default: 180; --quick: 6)",
+    )  # fmt: skip
+    overwrite: bool = option(False, help="replace a previous demo in a non-empty --output")
+    device: Device = device_option()
+    seed: int = option(0, help="seed of data, training and sampling", bounds=(0, None))
+    threads: int | None = option(None, metavar="N", help="CPU threads (default: the idle cores)", bounds=(1, 1024))
+    progress: bool = option(True, flag="--no-progress", help="hide the progress bars")
     command: str = "ostnet demo"
-    features: str = "auto"  # auto | imagenet | random (``choose_features``)
+    features: Literal["auto", "imagenet", "random"] = option(
+        "auto", help="perceptual-loss VGG: auto (ImageNet if `ostnet weights install` ran, else random), "
+        "imagenet (required), random",
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        check_options(self)
 
     @property
     def plan(self) -> DemoPlan:
@@ -286,17 +298,11 @@ def _ssim_by_pair(eval_dir: Path, label: str) -> dict[int, float]:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _check(cfg: DemoConfig) -> None:
-    if cfg.budget is not None and not cfg.budget > 0:
-        raise OstnetError(f"--budget: must be a positive number of seconds, got {cfg.budget}")
-
-
 def run_demo(cfg: DemoConfig) -> DemoResult:
     """Run every stage (see the module docstring) into ``cfg.output``; returns where the report is."""
-    _check(cfg)
     start = time.perf_counter()
     output = Path(cfg.output).expanduser()
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device).type
     created = prepare_output(output, cfg.overwrite, cfg.plan.disk_mb)
     cfg = DemoConfig(**{**asdict(cfg), "output": str(output)})
     with _cleanup_on_failure(output, created):

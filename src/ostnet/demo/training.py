@@ -79,19 +79,6 @@ def demo_overrides(features: PerceptualFeatures | None = None) -> tuple[str, ...
     )
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is there, else ``cpu``; OstnetError for an unusable choice."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda"):
-        raise OstnetError(f"--device: expected auto, cpu or cuda, got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise OstnetError("--device cuda was asked for but CUDA is not available")
-    return device
-
-
 def choose_threads(requested: int | None) -> tuple[int, str]:
     """CPU threads for torch and why. Unless ``requested``: the idle cores (1-minute load average), at least
     one. Two threads on two cores already busy with other work are several times slower than one."""

@@ -25,7 +25,7 @@ import json
 import sys
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ from torch import Tensor
 
 from ostnet.augment import driving_as_fed
 from ostnet.checkpoint import load_checkpoint, read_config
+from ostnet.config import Precision
 from ostnet.errors import OstnetError
 from ostnet.evaluation import face_metrics as FM
 from ostnet.evaluation import metrics as M
@@ -52,40 +53,61 @@ from ostnet.evaluation.report import (
     write_results,
 )
 from ostnet.inference.animator import Animator, anchorless_mode
+from ostnet.inference.options import SMOOTH_HELP, dtype_option
+from ostnet.inference.smoothing import SmoothMethod
 from ostnet.io import atomic_output
 from ostnet.io.image import load_image, save_image, to_uint8
 from ostnet.io.paths import check_outputs
+from ostnet.models.device import resolve_device
+from ostnet.options import Device, check_options, device_option, nested, option
+
+PROTOCOL_HELP = (
+    "same-scale (DaGAN's 2083 same-identity pairs), different-scale (the same pairs, driving frame "
+    "augmented, 2 per pair = 4166), reconstruction (FOMM: frame 0 drives every frame), cross-identity "
+    "(no ground truth)"
+)
 
 
 @dataclass
 class EvalConfig:
-    """Everything ``ostnet evaluate`` needs (see ``ostnet evaluate --help`` for each option)."""
+    """Everything ``ostnet evaluate`` needs: its options, declared once (docs/cli.md). ``metric_size`` and
+    ``lpips_hub_dir`` are for Python callers only."""
 
-    data: str
-    protocol: str
-    output: str
-    checkpoints: tuple[str, ...] = ()
-    split: str = "test"
-    pairs_csv: str | None = None  # a user-supplied list in DaGAN's format instead of sampling
-    allow_outside: bool = False  # let pairs_csv name frames outside the dataset folder
-    sampling: P.SamplingOptions = field(default_factory=P.SamplingOptions)
-    batch_size: int | None = None  # None = sized to the device (Animator.batch_size)
-    device: str = "cpu"
-    dtype: str = "fp32"
+    data: str = option(metavar="DATASET", help="dataset folder holding test/ (or --split)")
+    protocol: P.Protocol = option(help=PROTOCOL_HELP)
+    output: str = option(metavar="DIR", help="folder for the results")
+    checkpoints: tuple[str, ...] = option(
+        (), flag="--checkpoint", required=True, metavar="CKPT",
+        help="an ostnet checkpoint (.safetensors); repeat to compare several",
+    )  # fmt: skip
+    split: str = option("test", help="split folder to evaluate on")
+    pairs_csv: str | None = option(
+        None, flag="--pairs", metavar="CSV", help="use this pair list (DaGAN format) instead of sampling"
+    )
+    allow_outside: bool = option(False, help="let --pairs name frames outside the dataset folder")
+    sampling: P.SamplingOptions = nested(P.SamplingOptions)
+    max_pairs: int | None = option(None, metavar="N", help="evaluate only the first N pairs", bounds=(1, None))
+    batch_size: int | None = option(
+        None, metavar="B", help="pairs per batch (default: sized to the device)", bounds=(1, None)
+    )
+    device: Device = device_option()
+    dtype: Precision = dtype_option(group=None)
     metric_size: int = M.METRIC_SIZE
-    face_metrics: bool = True
-    face: FM.FaceConfig = field(default_factory=FM.FaceConfig)
-    lpips_alexnet: str | None = None
-    lpips_linear: str | None = None
+    face_metrics: bool = option(True, flag="--no-face-metrics", help="skip AKD/AED/CSIM/scale error")
+    face: FM.FaceConfig = nested(FM.FaceConfig)
+    lpips_alexnet: str | None = option(None, metavar="PTH", help="torchvision alexnet-owt-7be5be79.pth")
+    lpips_linear: str | None = option(None, metavar="PTH", help="lpips v0.1 alex.pth (linear layers)")
     lpips_hub_dir: str | None = None
-    num_samples: int = 8
-    max_pairs: int | None = None  # evaluate only the first N pairs of the list
-    progress: bool = True
+    num_samples: int = option(8, flag="--samples", metavar="N", help="pairs shown in samples.png", bounds=(0, 1000))
+    progress: bool = option(True, flag="--no-progress", help="hide the progress bar")
     # Temporal smoothing of the motion (ostnet.inference.smoothing); anything but "none" animates each video
     # of the reconstruction protocol in order with a stateful Animator instead of independent pairs.
-    motion_smooth: str = "none"
+    motion_smooth: SmoothMethod = option(
+        "none", help="reconstruction protocol: animate each video in order with this " + SMOOTH_HELP
+    )
 
     def __post_init__(self) -> None:
+        check_options(self)
         if self.motion_smooth != "none" and self.protocol != "reconstruction":
             raise OstnetError("--motion-smooth needs --protocol reconstruction (frames of a video in order)")
 
@@ -393,7 +415,7 @@ def _load_lpips(cfg: EvalConfig):
 
 def run_evaluation(cfg: EvalConfig) -> list[CheckpointSummary]:
     """Evaluate every checkpoint of ``cfg`` and write the results; returns the CheckpointSummary rows."""
-    P.check_protocol(cfg.protocol)
+    cfg = replace(cfg, device=resolve_device(cfg.device).type)  # auto: the best available, once for all
     if not cfg.checkpoints:
         raise OstnetError("no --checkpoint given")
     inputs = {"--data": cfg.data, "--pairs": cfg.pairs_csv, "--lpips-alexnet": cfg.lpips_alexnet}
@@ -402,8 +424,6 @@ def run_evaluation(cfg: EvalConfig) -> list[CheckpointSummary]:
     check_outputs(inputs, {"--output": cfg.output}, folders=("--output",))
     for checkpoint in cfg.checkpoints:
         read_config(checkpoint)  # validate every checkpoint (config and tensor shapes) before writing anything
-    if cfg.batch_size is not None and cfg.batch_size < 1:
-        raise OstnetError(f"--batch-size must be at least 1, got {cfg.batch_size}")
     analyzer = FM.get_face_analyzer(cfg.face) if cfg.face_metrics else None  # fails early without dlib models
     lpips_model, lpips_reason = _load_lpips(cfg)
     pairs = prepare_pairs(cfg)

@@ -38,16 +38,18 @@ import csv
 import math
 import os
 import re
+import typing
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ostnet.config import PAPER_DELTA
+from ostnet.config import DELTA_BOUNDS, PAPER_DELTA
 from ostnet.data.dataset import (
     STRIP_SUFFIXES,
     VIDEO_SUFFIXES,
@@ -62,12 +64,15 @@ from ostnet.errors import OstnetError
 from ostnet.io import atomic_output
 from ostnet.io.image import IMAGE_SUFFIXES, to_tensor
 from ostnet.io.paths import check_readable
+from ostnet.options import check_options, option
 
-PROTOCOLS = ("same-scale", "different-scale", "reconstruction", "cross-identity")
 GROUND_TRUTH_PROTOCOLS = ("same-scale", "different-scale", "reconstruction")
 NUM_PAIRS = 2083  # DaGAN's vox_evaluation.csv
 NUM_VIDEOS = 100
 DIFFERENT_SCALE_VARIANTS = 2  # 2 x 2083 = 4166 (Sec. 4.1)
+SAMPLING = "pair sampling"
+Protocol = Literal["same-scale", "different-scale", "reconstruction", "cross-identity"]
+PROTOCOLS: tuple[str, ...] = typing.get_args(Protocol)
 DELTA = PAPER_DELTA  # App. A, ostnet.config
 HEADER = ["source", "driving", "frame"]
 SCALE_COLUMNS = ["alpha", "beta"]
@@ -254,14 +259,23 @@ def sample_cross_identity(
 
 @dataclass(frozen=True)
 class SamplingOptions:
-    """How to build a protocol's pair list from a dataset's test split."""
+    """How to build a protocol's pair list from a dataset's test split (``ostnet evaluate``'s sampling
+    options)."""
 
-    num_pairs: int = NUM_PAIRS
-    num_videos: int = NUM_VIDEOS
-    seed: int = 0
-    delta: float = DELTA
-    variants: int = DIFFERENT_SCALE_VARIANTS
+    num_pairs: int = option(NUM_PAIRS, metavar="N", help="pairs to sample", bounds=(1, None), group=SAMPLING)
+    num_videos: int = option(NUM_VIDEOS, metavar="N", help="videos to sample from", bounds=(1, None), group=SAMPLING)
+    seed: int = option(0, help="sampling seed", bounds=(0, None), group=SAMPLING)
+    delta: float = option(
+        DELTA, help="different-scale: the factors' range 1 +- delta (paper: 0.3)", bounds=DELTA_BOUNDS, group=SAMPLING
+    )
+    variants: int = option(
+        DIFFERENT_SCALE_VARIANTS, metavar="N", help="different-scale augmentations per pair (2 x 2083 = 4166)",
+        bounds=(1, 100), group=SAMPLING,
+    )  # fmt: skip
     reconstruction_videos: int | None = None  # None: every test video
+
+    def __post_init__(self) -> None:
+        check_options(self)
 
 
 def build_pairs(

@@ -26,6 +26,7 @@ import numpy as np
 
 from ostnet.errors import OstnetError
 from ostnet.geometry.keypoints import convex_hull_area
+from ostnet.options import option
 
 LANDMARKS_FILE = "shape_predictor_68_face_landmarks.dat"
 RECOGNITION_FILE = "dlib_face_recognition_resnet_model_v1.dat"
@@ -38,7 +39,7 @@ EMBEDDING_DIM = 128
 class FaceConfig:
     """Which dlib models to run. ``model_dir=None``: the folder shipped by ``face_recognition_models``."""
 
-    detector: Literal["hog", "cnn"] = "hog"
+    detector: Literal["hog", "cnn"] = option("hog", flag="--face-detector", help="dlib face detector (face metrics)")
     upsample: int = 1  # detector up-sampling passes; 1 finds faces down to ~40 px in a 256x256 frame
     model_dir: str | None = None
 

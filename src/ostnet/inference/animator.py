@@ -35,6 +35,7 @@ from ostnet.inference.controls import Controls, ControlState, check_supported
 from ostnet.inference.fast import optimize_for_inference
 from ostnet.inference.relative import movement_scale, relative_motion
 from ostnet.inference.smoothing import SmoothingConfig, make_smoother, smooth_tensors
+from ostnet.models.device import resolve_device
 from ostnet.models.ostnet import OSTNet
 from ostnet.models.outputs import Keypoints, PreparedSource
 from ostnet.models.precision import DTYPES, autocast
@@ -56,14 +57,6 @@ class FrameBatch(NamedTuple):
 
     prediction: Tensor
     rectified: Tensor
-
-
-def best_device() -> str:
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 def default_batch_size(device: torch.device, image_size: int, dtype: torch.dtype = torch.float32) -> int:
@@ -153,7 +146,7 @@ class Animator:
 
     Args:
         model: an OSTNet (any preset or a converted FOMM model); it is put in eval mode and moved to ``device``.
-        device: ``cpu``, ``cuda`` or ``mps``; None picks the best available.
+        device: ``auto`` (or None: the best available), ``cpu``, ``cuda`` or ``mps`` (``ostnet.models.device``).
         dtype: ``fp32``, ``bf16`` or ``fp16`` (autocast; the weights stay fp32).
         mode: motion mode (see the module docstring).
         adapt_scale: for ``relative``, scale the motion by the keypoint hull areas (FOMM's adapt_movement_scale).
@@ -180,9 +173,7 @@ class Animator:
     ) -> None:
         if dtype not in DTYPES:
             raise OstnetError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
-        self.device = torch.device(device or best_device())
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise OstnetError("--device cuda was asked for but CUDA is not available")
+        self.device = resolve_device(device)
         self.dtype = DTYPES[dtype]
         self.precision = dtype
         self.model = model.eval().to(self.device)

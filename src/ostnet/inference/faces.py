@@ -19,34 +19,21 @@ import math
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
 import numpy as np
 
 from ostnet.errors import OstnetError
-from ostnet.face.crop import DEFAULT_MARGIN, BoxSmoother, CropBox, box_iou, crop_and_resize, square_box
+from ostnet.face.crop import BoxSmoother, CropBox, box_iou, crop_and_resize, square_box
 from ostnet.face.detector import FaceBox, FaceDetector
+from ostnet.inference.options import CropOptions
 from ostnet.inference.timing import Stopwatch
 from ostnet.io.image import load_image
 from ostnet.io.video import iter_frames
 
 T = TypeVar("T")
 FOLLOW_IOU = 0.2  # a driving face overlapping the followed one at least this much is the same person
-
-
-@dataclass(frozen=True)
-class CropOptions:
-    """How faces are found and cropped. ``enabled=False`` (``--no-crop``): inputs are already face crops
-    (a non-square input is cut to its centred square). Sizes in pixels of the original images."""
-
-    enabled: bool = True
-    face_index: int = 0  # face of the source, 0 = largest
-    driving_face_index: int = 0  # face of the driving video in its first frame with a face, 0 = largest
-    margin: float = DEFAULT_MARGIN  # crop side = (1 + margin) x face size
-    min_face: float = 32.0  # faces smaller than this (max of box width/height) are not used
-    smooth_sigma: float = 3.0  # Gaussian sigma (frames) of the driving crop smoothing; 0 = off
 
 
 class SourceImage(NamedTuple):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sys
 import time
+import typing
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -39,43 +40,16 @@ from ostnet.inference.animator import Animator
 from ostnet.inference.best_frame import scan_best_frame
 from ostnet.inference.controls import Controls, check_supported
 from ostnet.inference.export import OnnxAnimator
-from ostnet.inference.faces import CropOptions, DrivingCrop, DrivingVideo, SourceImage, prepare_source
+from ostnet.inference.faces import DrivingCrop, DrivingVideo, SourceImage, prepare_source
+from ostnet.inference.options import AnimateMode, AnimateOptions, CropOptions
 from ostnet.inference.paste import Composer
 from ostnet.inference.timing import StageTimes, Stopwatch
 from ostnet.io.image import FrameFolder, to_tensor
 from ostnet.io.paths import check_outputs, removing_new_folders
 from ostnet.io.video import VideoWriter, probe_video
 
-MODES = ("auto", "anchor-free", "relative", "absolute", "best-frame")
+MODES: tuple[str, ...] = typing.get_args(AnimateMode)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class AnimateOptions:
-    """Everything ``animate_video`` needs; the fields mirror the ``ostnet animate`` flags."""
-
-    source: Path
-    driving: Path
-    output: Path
-    checkpoint: Path | None = None
-    mode: str = "auto"  # one of MODES; auto = anchor-free for OSTNet (ST) models, relative otherwise
-    adapt_scale: bool = False
-    motion_smooth: str = "none"  # none | ema | kalman | one-euro (ostnet.inference.smoothing)
-    crop: CropOptions = field(default_factory=CropOptions)
-    paste_back: bool = False
-    side_by_side: bool = False
-    frames_dir: Path | None = None
-    batch_size: int | None = None  # None = sized to the device (ostnet.inference.animator.default_batch_size)
-    device: str | None = None  # None = best available
-    dtype: str = "fp32"
-    runtime: str = "torch"  # torch | onnx (an ``ostnet export`` folder, onnx_dir, run by onnxruntime)
-    onnx_dir: Path | None = None
-    max_frames: int | None = None
-    crf: int = 18
-    progress: bool = True
-    controls: Controls = field(default_factory=Controls)  # pose/expression controls (PECHead models)
-    pose_from: Path | None = None  # a second driving video for the head pose (PECHead models)
-    expression_from: Path | None = None  # ... for the expression
 
 
 @dataclass(frozen=True)
@@ -269,26 +243,8 @@ def animate_video(
 
 
 def _check_options(options: AnimateOptions) -> None:
-    if options.mode not in MODES:
-        raise OstnetError(f"unknown mode {options.mode!r}; choose one of {', '.join(MODES)}")
-    if options.batch_size is not None and options.batch_size < 1:
-        raise OstnetError(f"--batch-size must be at least 1, got {options.batch_size}")
-    if options.max_frames is not None and options.max_frames < 1:
-        raise OstnetError(f"--max-frames must be at least 1, got {options.max_frames}")
-    if not 0 <= options.crf <= 51:
-        raise OstnetError(f"--crf must be in 0..51 (H.264's range), got {options.crf}")
-    crop = options.crop
-    if crop.face_index < 0 or crop.driving_face_index < 0:
-        raise OstnetError("--face-index must be 0 (largest face) or more")
-    for flag, value in (("--margin", crop.margin), ("--min-face", crop.min_face), ("--smooth", crop.smooth_sigma)):
-        if not np.isfinite(value):
-            raise OstnetError(f"{flag}: must be a finite number, got {value}")
-    if crop.margin <= -1 or crop.min_face < 0 or crop.smooth_sigma < 0:
-        raise OstnetError("--margin must be > -1, --min-face and --smooth must be >= 0")
-    if options.device == "mps" and not torch.backends.mps.is_available():
-        raise OstnetError("--device mps was asked for but MPS is not available")
-    if options.runtime not in ("torch", "onnx"):
-        raise OstnetError(f"unknown --runtime {options.runtime!r}; choose torch or onnx")
+    """What the declaration cannot check alone (each value is checked as ``AnimateOptions`` is built):
+    options that go together, and no output that is an input."""
     if options.runtime == "onnx" and options.onnx_dir is None:
         raise OstnetError("--runtime onnx needs --onnx-dir DIR (made by `ostnet export CKPT --format onnx`)")
     if options.runtime == "onnx" and options.motion_smooth != "none":

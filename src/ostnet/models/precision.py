@@ -6,15 +6,15 @@ Weights stay fp32 in every case; ``bf16`` and ``fp16`` run the forward pass unde
 from __future__ import annotations
 
 import contextlib
-from typing import Literal
+import typing
 
 import torch
 
+from ostnet.config import Precision
 from ostnet.errors import OstnetError
 
-Precision = Literal["fp32", "bf16", "fp16"]
-DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-PRECISIONS: tuple[str, ...] = tuple(DTYPES)
+PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
+DTYPES: dict[str, torch.dtype] = dict(zip(PRECISIONS, (torch.float32, torch.bfloat16, torch.float16), strict=True))
 
 
 def dtype_of(precision: str) -> torch.dtype:

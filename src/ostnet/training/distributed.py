@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from torch.utils.data import Sampler
 
 from ostnet.errors import OstnetError
+from ostnet.models.device import resolve_device
 
 
 @dataclass(frozen=True)
@@ -47,16 +48,12 @@ class DistInfo:
 
 
 def _pick_device(device: str, local_rank: int) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":
-        return torch.device("cpu")
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise OstnetError(f"--device {device}: CUDA is not available on this machine")
-        index = torch.device(device).index
-        return torch.device("cuda", local_rank if index is None else index)
-    raise OstnetError(f"--device {device}: expected auto, cpu or cuda")
+    """``--device`` (``auto``: the best available, ``ostnet.models.device``); under torchrun each rank takes
+    ``cuda:LOCAL_RANK``."""
+    resolved = resolve_device(device)
+    if resolved.type == "cuda":
+        return torch.device("cuda", local_rank if resolved.index is None else resolved.index)
+    return resolved
 
 
 def setup_distributed(device: str = "auto") -> DistInfo:

@@ -28,10 +28,13 @@ import gradio as gr
 import numpy as np
 from gradio.processing_utils import save_file_to_cache
 
+from ostnet.commands import edit as edit_command
 from ostnet.errors import OstnetError
-from ostnet.inference.controls import supported_controls
+from ostnet.inference.controls import Controls, supported_controls
+from ostnet.inference.options import EditOptions
 from ostnet.inference.pipeline import animator_for
 from ostnet.inference.stream import StreamStep
+from ostnet.options import OptionSpec, value_from_page
 from ostnet.web.jobs import (
     JobResult,
     ServedModel,
@@ -42,7 +45,13 @@ from ostnet.web.jobs import (
     run_job,
 )
 from ostnet.web.limits import WebLimits
-from ostnet.web.options import WebOption, animate_web_options, command_parser, options_for, web_options
+from ostnet.web.options import (
+    animate_web_options,
+    edit_web_options,
+    is_control,
+    options_for,
+)
+from ostnet.web.options import label as option_label
 
 STAGE_TEXT = {
     "waiting": "waiting for the model",
@@ -59,39 +68,41 @@ NOT_YET = (
 )
 
 
-def _slider_range(option: WebOption) -> tuple[float, float, float] | None:
-    """(low, high, value) of a pose/expression control with known limits (``ostnet.inference.controls``);
-    the value is the control's "no change"."""
-    from ostnet.inference import controls as c
-
-    limits = {"yaw": c.ANGLE_LIMIT, "pitch": c.ANGLE_LIMIT, "roll": 180.0}
-    limits.update(dict.fromkeys(("mouth_open", "smile", "eyes", "eye_left", "eye_right", "brows"), c.EDIT_LIMIT))
-    if option.dest == "expression_scale":
-        return 0.0, c.SCALE_LIMIT, c.Controls().expression_scale
-    if option.dest in limits:
-        return -limits[option.dest], limits[option.dest], getattr(c.Controls(), option.dest)
-    return None
+def _slider_range(option: OptionSpec) -> tuple[float, float, float] | None:
+    """(low, high, value) of a pose/expression control with bounds (its declaration's); the value is the
+    control's "no change" (``Controls()``)."""
+    if not is_control(option) or option.bounds is None or None in option.bounds:
+        return None
+    low, high = option.bounds
+    return float(low), float(high), getattr(Controls(), option.name)
 
 
-def web_default(option: WebOption) -> Any:
+def web_default(option: OptionSpec) -> Any:
     """What the page's control starts at: the option's default, or a slider's "no change"."""
-    bounds = _slider_range(option) if option.is_control else None
-    return bounds[2] if bounds is not None else option.default
+    bounds = _slider_range(option)
+    if bounds is not None:
+        return bounds[2]
+    return False if option.type is bool else option.default
 
 
-def _control(option: WebOption, prefix: str = "opt", render: bool = True) -> gr.components.Component:
-    common = {"label": option.label, "info": option.help, "elem_id": f"{prefix}-{option.dest}", "render": render}
-    bounds = _slider_range(option) if option.is_control else None
+def _control(option: OptionSpec, prefix: str = "opt", render: bool = True) -> gr.components.Component:
+    common = {
+        "label": option_label(option),
+        "info": option.help,
+        "elem_id": f"{prefix}-{option.dest}",
+        "render": render,
+    }
+    bounds = _slider_range(option)
     if bounds is not None:
         low, high, value = bounds
         return gr.Slider(minimum=low, maximum=high, value=value, step=(high - low) / 200, **common)
-    if option.kind == "bool":
-        return gr.Checkbox(value=bool(option.default), **common)
-    if option.kind == "choice":
+    if option.type is bool:
+        return gr.Checkbox(value=False, **common)  # ticked = the flag given (--no-crop, --paste-back)
+    if option.choices is not None:
         return gr.Dropdown(choices=list(option.choices), value=option.default, **common)
-    if option.default is None:  # an optional number: empty = not set (a Number would show and send 0)
-        return gr.Textbox(value="", placeholder="not set", **common)
-    precision = 0 if option.kind == "int" else None
+    if option.default is None or option.type is str:  # an optional number: empty = not set (a Number sends 0)
+        return gr.Textbox(value="" if option.default is None else option.default, placeholder="not set", **common)
+    precision = 0 if option.type is int else None
     return gr.Number(value=option.default, precision=precision, **common)
 
 
@@ -103,7 +114,7 @@ class WebApp:
         self.cache = gradio_cache(folder)
         self.files = SessionFiles(folder)
         self.options = animate_web_options()
-        self.edit_options = web_options(command_parser("edit"))
+        self.edit_options = edit_web_options()
         self._live: dict[str, tuple[str, StreamStep]] = {}  # session -> (model label, its stream)
         self._live_lock = threading.Lock()
         self._admission = Admission(limits.max_queue + limits.per_model * len(models))
@@ -127,7 +138,7 @@ class WebApp:
                 interactive=len(labels) > 1,
                 elem_id="model",
             )
-            controls = [_control(o, render=False) for o in self.options if o.is_control]  # shown in their tab
+            controls = [_control(o, render=False) for o in self.options if is_control(o)]  # shown in their tab
             with gr.Tabs():
                 with gr.Tab("Animate", id="animate"):
                     self._animate_tab(model, controls)
@@ -174,7 +185,7 @@ class WebApp:
             result = gr.Video(label="Result", interactive=False, buttons=["download"], elem_id="result")
         with gr.Accordion("Options (as `ostnet animate`)", open=False):
             widgets = {}
-            for group in dict.fromkeys(o.group for o in self.options if not o.is_control):
+            for group in dict.fromkeys(o.group for o in self.options if not is_control(o)):
                 with gr.Group():
                     gr.Markdown(f"**{group}**")
                     widgets.update((o.dest, _control(o)) for o in self.options if o.group == group)
@@ -245,7 +256,7 @@ class WebApp:
         named = self._values(values)
         for index, option in enumerate(self.options, start=3):
             try:
-                option.convert(named[option.dest])
+                value_from_page(option, named[option.dest])
             except OstnetError as exc:
                 verdicts[index] = gr.validate(False, str(exc))
         if not all(v["is_valid"] for v in verdicts):
@@ -293,25 +304,17 @@ class WebApp:
         return str(video), "\n\n".join(lines)
 
     def edit(self, label: str, portrait: str | None, *values: Any, request: gr.Request) -> str:
-        """``ostnet edit`` itself (its parser and ``run``) on the upload, with the page's controls."""
-        from ostnet.commands import edit
-
+        """``ostnet edit`` itself (its options and ``edit``) on the upload, with the page's controls."""
         if not portrait:
             raise gr.Error("upload a portrait first", print_exception=False)
         session = request.session_hash or "api"
         self.files.hold(session, portrait)
         output = self.files.new_output().with_name("edited.png")
         served = self.models[label]
-        argv = ["--source", portrait, "--checkpoint", str(served.path), "--output", str(output)]
+        server = {"source": portrait, "checkpoint": served.path, "output": output, "device": served.device}
         try:
-            for option, value in zip(self.edit_options, values, strict=True):
-                converted = option.convert(value)
-                if option.kind == "bool":
-                    argv += [option.flag] if converted else []
-                elif converted is not None:
-                    argv += [option.flag, str(converted)]
-            args = command_parser("edit").parse_args([*argv, *(["--device", served.device] if served.device else [])])
-            edit.run(args)
+            named = {o.dest: v for o, v in zip(self.edit_options, values, strict=True)}
+            edit_command.edit(options_for(named, server, EditOptions), served.model)
         except OstnetError as exc:
             raise gr.Error(
                 for_user(str(exc), {portrait: "the portrait"}), duration=None, print_exception=False

@@ -18,6 +18,7 @@ from ostnet.errors import OstnetError
 from ostnet.inference.faces import prepare_source
 from ostnet.inference.pipeline import AnimateSummary, animate_video, animator_for
 from ostnet.io.video import VideoInfo, probe_video
+from ostnet.models.device import resolve_device
 from ostnet.web.limits import WebLimits
 from ostnet.web.options import options_for
 
@@ -45,11 +46,10 @@ class ServedModel:
 def load_models(paths: list[Path], device: str | None, per_model: int) -> dict[str, ServedModel]:
     """Load each checkpoint once; labels are the file stems, made unique with their parent folder."""
     from ostnet.checkpoint import load_checkpoint
-    from ostnet.inference.animator import best_device
 
     if not paths:
         raise OstnetError("give at least one --checkpoint")
-    device = device or best_device()
+    device = resolve_device(device).type
     models: dict[str, ServedModel] = {}
     for path in paths:
         label = path.stem if path.stem not in models else f"{path.parent.name}/{path.stem}"

@@ -1,17 +1,22 @@
-"""The limits of one ``ostnet web`` server, declared once: the command line's flags (``--max-upload-mb`` ...)
-are made from these fields (no heavy imports: the command line reads them at start-up)."""
+"""The limits of one ``ostnet web`` server, declared once: its ``--max-*`` flags (``ostnet.commands.web``,
+nested in ``WebOptions``) and docs/cli.md come from these fields (no heavy imports: the command line reads them
+at start-up)."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 from ostnet.errors import OstnetError
+from ostnet.options import check_options, option
+
+LIMITS = "limits"
 
 
-def _limit(default: float, metavar: str, help: str):
-    return field(default=default, metadata={"metavar": metavar, "help": help})
+def _limit(default: float, metavar: str, help: str) -> Any:
+    low = 1 if isinstance(default, int) else 0.001
+    return option(default, metavar=metavar, help=help, bounds=(low, None), group=LIMITS)
 
 
 @dataclass(frozen=True)
@@ -29,18 +34,7 @@ class WebLimits:
         for name, value in dataclasses.asdict(self).items():
             if not 0 < value < float("inf"):
                 raise OstnetError(f"{flag(name)} must be a positive number, got {value}")
-
-    @classmethod
-    def add_arguments(cls, group: argparse._ArgumentGroup) -> None:
-        """One flag per field, with its type, default and help."""
-        for f in dataclasses.fields(cls):
-            number = int if f.type in (int, "int") else float
-            help = f"{f.metadata['help']} (default: {f.default:g})"
-            group.add_argument(flag(f.name), type=number, default=f.default, metavar=f.metadata["metavar"], help=help)
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> WebLimits:
-        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+        check_options(self)
 
 
 def flag(name: str) -> str:
