@@ -35,6 +35,19 @@ def test_docs_cli_md_is_generated_from_the_declarations():
     assert "| `--crf` | integer | `18` | [0, 51] |" in text  # type, default and bounds of a declared option
 
 
+def test_every_command_has_one_declaration():
+    import importlib
+    import typing
+
+    from ostnet.commands.weights import WeightName
+    from ostnet.weights.catalog import ENTRIES
+
+    for name in COMMANDS:
+        module = importlib.import_module(f"ostnet.commands.{name}")
+        assert hasattr(module, "OPTIONS") or hasattr(module, "SUBCOMMANDS"), name
+    assert typing.get_args(WeightName) == tuple(ENTRIES)
+
+
 def test_every_device_option_is_the_one_declaration():
     with_device = {name: p for name, p in _parsers().items() if _flag(p, "--device") is not None}
     assert {"animate", "evaluate", "live", "edit", "web"} <= set(with_device)

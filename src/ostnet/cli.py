@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import signal
 import sys
 import threading
-from pathlib import Path
 
 from ostnet import __version__
 from ostnet.errors import OstnetError, Terminated, interrupt_exit_code
@@ -47,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def reference_markdown() -> str:
     """docs/cli.md: every command and every option (type, choices, default, bounds, help), from each command's
-    declaration (its module's ``OPTIONS``) or, for a command without one yet, from its parser.
+    declaration (its module's ``OPTIONS``, or ``SUBCOMMANDS`` for ``weights install|list``).
     ``python scripts/make_cli_docs.py`` writes it; a test fails when the file is stale."""
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
@@ -61,33 +59,14 @@ def reference_markdown() -> str:
     ]
     for name in COMMANDS:
         command = name.replace("_", "-")
-        declared = getattr(importlib.import_module(f"ostnet.commands.{name}"), "OPTIONS", None)
-        table = markdown_table(declared) if declared is not None else _parser_table(sub.choices[command])
+        module = importlib.import_module(f"ostnet.commands.{name}")
         about = sub.choices[command].description or next(a.help for a in sub._choices_actions if a.dest == command)
-        parts += ["", f"## `ostnet {command}`", "", " ".join(about.split()), "", table]
+        parts += ["", f"## `ostnet {command}`", "", " ".join(about.split())]
+        for action, declared in getattr(module, "SUBCOMMANDS", {}).items():  # ostnet weights install|list
+            parts += ["", f"### `ostnet {command} {action}`", "", markdown_table(declared)]
+        if hasattr(module, "OPTIONS"):
+            parts += ["", markdown_table(module.OPTIONS)]
     return "\n".join(parts) + "\n"
-
-
-def _parser_table(parser: argparse.ArgumentParser) -> str:
-    rows = ["| option | type | default | range | description |", "|---|---|---|---|---|"]
-    for action in parser._actions:
-        if isinstance(action, argparse._HelpAction):
-            continue
-        names = ", ".join(f"`{n}`" for n in action.option_strings) or f"`{action.dest}` (positional)"
-        if action.nargs == 0:
-            kind, default = "flag", ""
-        else:
-            kind = " \\| ".join(map(str, action.choices)) if action.choices else _type_word(action.type)
-            kind += " (repeatable)" if isinstance(action, argparse._AppendAction) else ""
-            required = action.required or not action.option_strings
-            default = "required" if required else ("" if action.default in (None, [], "") else f"`{action.default}`")
-        text = (action.help or "").replace("|", "\\|")
-        rows.append(f"| {names} | {kind} | {default} |  | {text} |")
-    return "\n".join(rows)
-
-
-def _type_word(tp) -> str:
-    return {int: "integer", float: "finite number", Path: "path"}.get(tp, "string")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,7 +81,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     _terminate_like_interrupt()
     try:
-        check_finite(args)
         return int(args.handler(args) or 0)
     except OstnetError as exc:
         print(f"ostnet {args.command}: error: {exc}", file=sys.stderr)
@@ -111,16 +89,6 @@ def main(argv: list[str] | None = None) -> int:
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"
         print(f"ostnet {args.command}: {what}; no partial output was kept", file=sys.stderr)
         return interrupt_exit_code(exc)
-
-
-def check_finite(args: argparse.Namespace) -> None:
-    """No numeric option of any command may be NaN or infinite (``--smooth nan``, ``--margin inf``):
-    argparse's ``type=float`` accepts both; every bound after it would compare False and let them through."""
-    for name, value in vars(args).items():
-        values = value if isinstance(value, list | tuple) else [value]
-        bad = [v for v in values if isinstance(v, float) and not math.isfinite(v)]
-        if bad:
-            raise OstnetError(f"--{name.replace('_', '-')}: must be a finite number, got {bad[0]}")
 
 
 def _terminate_like_interrupt() -> None:

@@ -334,7 +334,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         kwargs["type"] = _converter(spec)
         kwargs["metavar"] = spec.metavar or _metavar(spec)
         if spec.positional:
-            target.add_argument(spec.dest, nargs="+" if spec.repeat else None, **kwargs)
+            nargs = ("*" if spec.default == () else "+") if spec.repeat else None  # () = none given is fine
+            target.add_argument(spec.dest, nargs=nargs, **kwargs)
             continue
         if spec.repeat:
             kwargs["action"] = "append"
@@ -430,11 +431,13 @@ def markdown_table(cls: type) -> str:
             kind += " (repeatable)"
         if spec.nargs:
             kind += f" x {spec.nargs}"
-        default = "required" if spec.required else ("" if spec.default in (None, ()) else f"`{spec.default}`")
+        required = spec.required or (spec.positional and spec.default is None)
+        default = "required" if required else ("" if spec.default in (None, ()) else f"`{spec.default}`")
         if spec.type is bool:
             kind, default = "flag", ""
         bounds = _range(spec.bounds) if spec.bounds else ""
-        names = ", ".join(f"`{n}`" for n in (spec.flag, *spec.aliases))
+        names = f"`{spec.metavar or spec.flag}` (positional)" if spec.positional else ""
+        names = names or ", ".join(f"`{n}`" for n in (spec.flag, *spec.aliases))
         text = spec.help.replace("|", "\\|")
         rows.append(f"| {names} | {kind} | {default} | {bounds} | {text} |")
     return "\n".join(rows)

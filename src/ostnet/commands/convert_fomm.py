@@ -3,7 +3,27 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
+
+from ostnet.options import add_arguments, check_options, from_namespace, option
+
+
+@dataclass(frozen=True)
+class ConvertFommOptions:
+    """The ``ostnet convert-fomm`` options (declared once; docs/cli.md)."""
+
+    checkpoint: Path = option(positional=True, metavar="CHECKPOINT", help="FOMM checkpoint file (.pth.tar)")
+    output: Path | None = option(
+        None, aliases=("-o",), metavar="OUTPUT",
+        help="output .safetensors file (default: the input's name with .safetensors, beside it)",
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+
+OPTIONS = ConvertFommOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,14 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "discriminator and optimiser states are dropped."
         ),
     )
-    parser.add_argument("checkpoint", type=Path, help="FOMM checkpoint file (.pth.tar)")
-    parser.add_argument(
-        "--output",
-        "-o",
-        type=Path,
-        default=None,
-        help="output .safetensors file (default: the input's name with .safetensors, beside it)",
-    )
+    add_arguments(parser, OPTIONS)
     parser.set_defaults(handler=run)
 
 
@@ -43,9 +56,10 @@ def run(args: argparse.Namespace) -> int:
     from ostnet.io.paths import check_outputs
     from ostnet.models.ostnet import build_model, count_parameters
 
-    output = args.output if args.output is not None else default_output(args.checkpoint)
-    check_outputs({"the FOMM checkpoint": args.checkpoint}, {"--output": output})
-    cfg, state = convert_fomm_checkpoint(args.checkpoint)
+    options = from_namespace(ConvertFommOptions, args)
+    output = options.output if options.output is not None else default_output(options.checkpoint)
+    check_outputs({"the FOMM checkpoint": options.checkpoint}, {"--output": output})
+    cfg, state = convert_fomm_checkpoint(options.checkpoint)
     model = build_model(cfg)
     model.load_state_dict(state, strict=True)
     saved = save_checkpoint(model, output)

@@ -9,9 +9,28 @@ Example::
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-EXPORT_MODES = ("auto", "anchor-free", "relative", "absolute")  # = ostnet.inference.animator.MODES
+from ostnet.inference.animator import Mode
+from ostnet.options import add_arguments, check_options, from_namespace, option
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """The ``ostnet export`` options (declared once; docs/cli.md)."""
+
+    checkpoint: Path = option(positional=True, metavar="CKPT", help="ostnet .safetensors checkpoint")
+    output: Path = option(metavar="DIR", help="output folder (replaced if it exists)")
+    format: Literal["onnx"] = option("onnx", help="export format")
+    mode: Mode = option("auto", help="motion mode of the per-frame graph")
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+
+OPTIONS = ExportOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,12 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "inputs, a dynamic batch of driving frames) of a checkpoint, and check them with onnxruntime against "
         "PyTorch (max |diff| <= 1e-4). The folder appears only when the check passes.",
     )
-    p.add_argument("checkpoint", metavar="CKPT", type=Path, help="ostnet .safetensors checkpoint")
-    p.add_argument("--format", choices=("onnx",), default="onnx", help="export format (default: onnx)")
-    p.add_argument("--output", metavar="DIR", type=Path, required=True, help="output folder (replaced if it exists)")
-    p.add_argument(
-        "--mode", choices=EXPORT_MODES, default="auto", help="motion mode of the per-frame graph (default: auto)"
-    )
+    add_arguments(p, OPTIONS)
     p.set_defaults(handler=run_export)
 
 
@@ -36,8 +50,9 @@ def run_export(args: argparse.Namespace) -> int:
     from ostnet.inference.export import export_onnx
     from ostnet.io.paths import check_outputs
 
+    options = from_namespace(ExportOptions, args)
     # the output folder is replaced: it must not be, or hold, the checkpoint
-    check_outputs({"CKPT": args.checkpoint}, {"--output": args.output}, folders=("--output",))
-    model = load_checkpoint(args.checkpoint)
-    print(export_onnx(model, args.checkpoint, args.output, args.mode).line())
+    check_outputs({"CKPT": options.checkpoint}, {"--output": options.output}, folders=("--output",))
+    model = load_checkpoint(options.checkpoint)
+    print(export_onnx(model, options.checkpoint, options.output, options.mode).line())
     return 0

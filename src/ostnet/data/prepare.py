@@ -45,6 +45,7 @@ from ostnet.face.detector import FaceBox, FaceDetector
 from ostnet.io.atomic import AtomicFolder, atomic_output, remove_temporaries
 from ostnet.io.paths import check_outputs, check_readable
 from ostnet.io.video import VideoInfo, iter_frames, probe_video
+from ostnet.options import check_options, option
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".gif", ".avi", ".m4v")
 
@@ -53,33 +54,39 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".gif", ".avi", ".m4v")
 class PrepareConfig:
     """Options of ``ostnet prepare``; sizes are in pixels of the source video unless said otherwise."""
 
-    size: int = 256  # side of the output frames
-    min_face: int = 64  # faces smaller than this (max of box w, h) are ignored
-    min_frames: int = 32  # shorter tubes are dropped (before any time split)
-    margin: float = DEFAULT_MARGIN  # crop side = (1 + margin) x face size (face/crop.py)
-    shift: float = DEFAULT_SHIFT  # crop centre this many face sizes above the face centre
-    crop: Literal["static", "track"] = "static"
+    size: int = option(256, help="output frame side in pixels", bounds=(8, 4096))
+    min_face: int = option(64, help="ignore faces smaller than this (max of box width, height; px)", bounds=(1, None))
+    min_frames: int = option(32, help="drop face tubes shorter than this (before any time split)", bounds=(1, None))
+    margin: float = option(DEFAULT_MARGIN, help="crop side = (1 + M) x face size (face/crop.py)", bounds=(-0.5, 4.0))
+    shift: float = option(DEFAULT_SHIFT, help="raise the crop centre by this x face size", bounds=(-1.0, 1.0))
+    crop: Literal["static", "track"] = option(
+        "static", help="static: one box per clip (VoxCeleb-like); track: smoothed per-frame box"
+    )
     smooth_sigma: float = 3.0  # frames; BoxSmoother for crop="track"
     # Detector on every n-th frame (and the last), boxes interpolated between. Measured on the sample clips:
     # n = 2 halves detection time; crop boxes move by <= 1.6 % of the crop vs n = 1 (below the detector's
     # own frame-to-frame jitter of 1-2.5 %); n = 5 reaches 4.6 %.
-    detect_every: int = 2
+    detect_every: int = option(2, metavar="N", help="run the face detector every N frames", bounds=(1, 1000))
     min_score: float = 0.5
-    model: Literal["full", "short", "auto"] = "full"
-    max_frames: int | None = None  # use only the first frames of each video (quick runs, tests)
-    split_by_time: float | None = None  # e.g. 0.8: first 80 % of every clip -> train, the rest -> test
-    test_fraction: float = 0.0  # otherwise: this fraction of identities -> test (seeded, sorted ids)
-    identity: str | None = None  # identity for every input; default: the video file's stem
+    model: Literal["full", "short", "auto"] = option("full", help="MediaPipe face detection model")
+    max_frames: int | None = option(None, metavar="N", help="use only the first N frames per video", bounds=(1, None))
+    split_by_time: float | None = option(
+        None, metavar="F", help="first F of every clip goes to train, the rest to test (e.g. 0.8)", bounds=(0.01, 0.99)
+    )
+    test_fraction: float = option(
+        0.0, help="otherwise: this fraction of identities goes to test (seeded, sorted ids)", bounds=(0.0, 0.99)
+    )
+    identity: str | None = option(None, help="identity for every input (default: the video file's stem)")
     seed: int = 0
-    coefficients: bool = False  # also store face coefficients R beside each clip's frames (coefficients.npz)
+    coefficients: bool = option(
+        False, help="also store each frame's face coefficients (head pose, expression, landmarks; MediaPipe face "
+        "mesh) in <clip>/coefficients.npz, for PECHead training",
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
-        if self.size < 8 or self.min_frames < 1 or self.detect_every < 1:
-            raise OstnetError("size must be >= 8, min-frames and detect-every >= 1")
-        if self.split_by_time is not None and not 0.0 < self.split_by_time < 1.0:
-            raise OstnetError(f"--split-by-time must be between 0 and 1, got {self.split_by_time}")
-        if not 0.0 <= self.test_fraction < 1.0:
-            raise OstnetError(f"--test-fraction must be in [0, 1), got {self.test_fraction}")
+        check_options(self)
+        if self.split_by_time is not None and self.test_fraction:
+            raise OstnetError("give --split-by-time or --test-fraction, not both")
 
 
 class ClipRecord(NamedTuple):

@@ -26,6 +26,7 @@ from PIL import Image, ImageDraw
 from ostnet.errors import OstnetError
 from ostnet.face.coefficients import FaceCoefficients, save_clip_coefficients
 from ostnet.io.atomic import AtomicFolder
+from ostnet.options import check_options, option
 
 FACE_FRACTION = 0.55  # face oval height / frame height at scale 1
 FPS = 25.0  # nominal frame rate of the sampled motion
@@ -453,16 +454,23 @@ def render_head(params: HeadParams, size: int, texture: float = 0.0) -> np.ndarr
 class SyntheticSpec:
     """What ``write_synthetic_dataset`` draws (its arguments, stored in synthetic.json)."""
 
-    num_identities: int = 8
-    videos_per_identity: int = 2
-    num_frames: int = 32
-    size: int = 64
-    scale_range: tuple[float, float] = (0.6, 1.0)
-    seed: int = 0
-    test_identities: int = 2
-    motion: float = 1.0  # head-motion factor of ``sample_sequence``
-    camera: float = 0.0  # camera-pan amplitude of ``sample_sequence``
-    texture: float = 0.0  # shading-pattern strength of ``render_head`` (0: flat colours)
+    num_identities: int = option(8, flag="--identities", metavar="N", help="number of people", bounds=(1, 100000))
+    videos_per_identity: int = option(2, flag="--videos", metavar="N", help="videos per person", bounds=(1, 10000))
+    num_frames: int = option(32, flag="--frames", metavar="F", help="frames per video", bounds=(1, 100000))
+    size: int = option(64, metavar="S", help="frame size in pixels", bounds=(8, 4096))
+    scale_range: tuple[float, float] = option(
+        (0.6, 1.0), metavar=("LOW", "HIGH"), help="range of each video's face scale", bounds=(0.01, 10.0)
+    )
+    seed: int = option(0, help="random seed", bounds=(0, None))
+    test_identities: int = option(2, metavar="N", help="people in test/", bounds=(0, None))
+    motion: float = option(1.0, metavar="M", help="head-motion factor of sample_sequence", bounds=(0.0, 100.0))
+    camera: float = option(0.0, metavar="A", help="camera-pan amplitude, frame units (0: still)", bounds=(0.0, 10.0))
+    texture: float = option(
+        0.0, metavar="T", help="shading-pattern strength of render_head (0: flat colours)", bounds=(0.0, 0.99)
+    )
+
+    def __post_init__(self) -> None:
+        check_options(self)
 
     def check(self) -> None:
         """Raise OstnetError for arguments that cannot make a train and a test split."""
