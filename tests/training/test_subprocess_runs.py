@@ -1,7 +1,7 @@
 """End-to-end runs of ``ostnet train`` in subprocesses (slow).
 
 (b) DDP equivalence: 2 CPU processes under torchrun (Gloo) with batch 2 end with the weights of 1 process
-    with batch 4, up to float tolerance.
+    with batch 4, up to float tolerance; also for PECHead trained on clips (batch = clips of 4 frames).
 (c) Crash safety: a run killed with SIGKILL at a random step and resumed ends with exactly the weights of an
     uninterrupted run (deterministic mode).
 """
@@ -42,6 +42,7 @@ pytestmark = pytest.mark.slow
 GAN = ["gan.enabled=true", "gan.start_step=1", "gan.discriminator.block_expansion=8",
        "gan.discriminator.max_features=32", "gan.discriminator.scales=[1.0,0.5]", "ema_decay=0.9"]  # fmt: skip
 VARIANTS = pytest.mark.parametrize("extra", [[], [a for item in GAN for a in ("--set", item)]], ids=["plain", "gan"])
+CLIPS = ["--preset", "tiny-pechead"]  # CAP on clips (the preset's data.clip_length)
 
 
 def train_command(data: Path, out: Path, *extra: str, nproc: int = 1) -> list[str]:
@@ -85,14 +86,16 @@ def relative_distance(a, b, reference, keys) -> float:
     return float((diff / moved).sqrt())
 
 
-@VARIANTS
+@pytest.mark.parametrize(
+    "extra", [[], [a for item in GAN for a in ("--set", item)], CLIPS], ids=["plain", "gan", "pechead-clips"]
+)
 def test_two_processes_match_one_process_with_the_same_global_batch(synthetic_root, tmp_path, extra):
     steps = ["--max-steps", "3", "--set", "checkpoint_every=1000", *extra]
     run(train_command(synthetic_root, tmp_path / "one", "--set", "data.batch_size=4", *steps))
     run(train_command(synthetic_root, tmp_path / "two", "--set", "data.batch_size=2", *steps, nproc=2))
     one, two = weights(tmp_path / "one"), weights(tmp_path / "two")
     torch.manual_seed(0)
-    model = build_model(model_preset("tiny"))
+    model = build_model(model_preset(extra[1] if extra[:1] == ["--preset"] else "tiny"))
     init = model.state_dict()
     assert one.keys() == two.keys() == init.keys()
     counters = [k for k in one if not one[k].is_floating_point()]  # BN num_batches_tracked
