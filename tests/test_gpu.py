@@ -52,7 +52,7 @@ def _batch(size: int = 64, batch: int = 2) -> TrainingPair:
 
 
 def _to(batch: TrainingPair, device: torch.device) -> TrainingPair:
-    return TrainingPair(*(value.to(device) for value in batch))
+    return TrainingPair(*(value.to(device) if isinstance(value, torch.Tensor) else value for value in batch))
 
 
 def _training_parts(model: nn.Module, precision: str, sgd: bool = False):
