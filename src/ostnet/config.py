@@ -212,6 +212,11 @@ def _check_codebooks(cfg: ModelConfig) -> None:
 # The scale factor delta of the expression-preserved augmentation, Sec. 3.4: "we set the scaling factor as 0.3"
 # (App. A). Training (AugmentationConfig), the datasets, ``augment`` and the different-scale protocol read it here.
 PAPER_DELTA = 0.3
+# The evaluation protocols of Sec. 4.1: DaGAN's 2083 same-identity test pairs (vox_evaluation.csv) from 100
+# videos; the different-scale protocol augments each driving frame twice (2 x 2083 = 4166 pairs).
+PAPER_EVAL_PAIRS = 2083
+PAPER_EVAL_VIDEOS = 100
+PAPER_SCALE_VARIANTS = 2
 DELTA_BOUNDS = (0.0, 0.9)  # factors 1 +- delta stay positive
 
 

@@ -67,7 +67,7 @@ def test_warp_convention_pins_x_then_y():
 
 
 def test_random_tps_identity_and_jacobian():
-    t = RandomTPS(2, sigma_affine=0.0, sigma_tps=0.0)
+    t = RandomTPS(2, sigma_affine=0.0, sigma_tps=0.0, points=5)
     pts = torch.rand(2, 7, 2) * 2 - 1
     assert torch.allclose(t.transform_points(pts), pts, atol=1e-6)
     assert torch.allclose(t.jacobian(pts), torch.eye(2).expand(2, 7, 2, 2), atol=1e-5)
@@ -77,7 +77,7 @@ def test_random_tps_identity_and_jacobian():
 
 def test_random_tps_jacobian_matches_finite_differences():
     g = torch.Generator().manual_seed(3)
-    t = RandomTPS(1, sigma_affine=0.1, sigma_tps=0.05, dtype=torch.float64, generator=g)
+    t = RandomTPS(1, sigma_affine=0.1, sigma_tps=0.05, points=5, dtype=torch.float64, generator=g)
     p = torch.tensor([[[0.3, -0.2]]], dtype=torch.float64)
     jac = t.jacobian(p)[0, 0]
     eps = 1e-6

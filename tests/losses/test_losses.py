@@ -108,7 +108,7 @@ def blob_detector(image: torch.Tensor) -> Keypoints:
 
 
 def fixed_tps(scale=(1.0, 1.0), shift=(0.0, 0.0)) -> RandomTPS:
-    tps = RandomTPS(1, sigma_affine=0.0, sigma_tps=0.0)
+    tps = RandomTPS(1, sigma_affine=0.0, sigma_tps=0.0, points=5)
     tps.theta = torch.tensor([[[scale[0], 0.0, shift[0]], [0.0, scale[1], shift[1]]]])
     tps.control_params = torch.zeros_like(tps.control_params)
     return tps
@@ -146,7 +146,7 @@ def test_equivariance_gradient_reaches_detector():
         return Keypoints(mean[:, None], torch.eye(2).expand(x.shape[0], 1, 2, 2) + 0 * mean[:, None, :, None])
 
     image = blob_image()
-    tps = RandomTPS(1, generator=torch.Generator().manual_seed(0))
+    tps = RandomTPS(1, 0.05, 0.005, 5, generator=torch.Generator().manual_seed(0))  # FOMM's (config.LossConfig)
     terms = equivariance_loss(detector_grad, image, detector_grad(image), tps)
     (terms.value + terms.jacobian).backward()
     assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0

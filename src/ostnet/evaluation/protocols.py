@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ostnet.config import DELTA_BOUNDS, PAPER_DELTA
+from ostnet.config import DELTA_BOUNDS, PAPER_DELTA, PAPER_EVAL_PAIRS, PAPER_EVAL_VIDEOS, PAPER_SCALE_VARIANTS
 from ostnet.data.dataset import (
     STRIP_SUFFIXES,
     VIDEO_SUFFIXES,
@@ -67,9 +67,9 @@ from ostnet.io.paths import check_readable
 from ostnet.options import check_options, option
 
 GROUND_TRUTH_PROTOCOLS = ("same-scale", "different-scale", "reconstruction")
-NUM_PAIRS = 2083  # DaGAN's vox_evaluation.csv
-NUM_VIDEOS = 100
-DIFFERENT_SCALE_VARIANTS = 2  # 2 x 2083 = 4166 (Sec. 4.1)
+NUM_PAIRS = PAPER_EVAL_PAIRS  # DaGAN's vox_evaluation.csv (Sec. 4.1, ostnet.config)
+NUM_VIDEOS = PAPER_EVAL_VIDEOS
+DIFFERENT_SCALE_VARIANTS = PAPER_SCALE_VARIANTS  # 2 x 2083 = 4166 (Sec. 4.1)
 SAMPLING = "pair sampling"
 Protocol = Literal["same-scale", "different-scale", "reconstruction", "cross-identity"]
 PROTOCOLS: tuple[str, ...] = typing.get_args(Protocol)
@@ -266,11 +266,11 @@ class SamplingOptions:
     num_videos: int = option(NUM_VIDEOS, metavar="N", help="videos to sample from", bounds=(1, None), group=SAMPLING)
     seed: int = option(0, help="sampling seed", bounds=(0, None), group=SAMPLING)
     delta: float = option(
-        DELTA, help="different-scale: the factors' range 1 +- delta (paper: 0.3)", bounds=DELTA_BOUNDS, group=SAMPLING
+        DELTA, help="different-scale: the factors' range 1 +- delta (the paper's)", bounds=DELTA_BOUNDS, group=SAMPLING
     )
     variants: int = option(
-        DIFFERENT_SCALE_VARIANTS, metavar="N", help="different-scale augmentations per pair (2 x 2083 = 4166)",
-        bounds=(1, 100), group=SAMPLING,
+        DIFFERENT_SCALE_VARIANTS, metavar="N", bounds=(1, 100), group=SAMPLING,
+        help="different-scale augmentations per pair (the paper's: 2 x 2083 = 4166 pairs)",
     )  # fmt: skip
     reconstruction_videos: int | None = None  # None: every test video
 

@@ -7,7 +7,7 @@ from torch import Tensor
 from ostnet.geometry.grid import make_coordinate_grid
 
 
-def keypoints_to_gaussian(kp: Tensor, height: int, width: int, variance: float = 0.01) -> Tensor:
+def keypoints_to_gaussian(kp: Tensor, height: int, width: int, variance: float) -> Tensor:
     """Unnormalised isotropic Gaussians centred on keypoints.
 
     Args:

@@ -20,7 +20,7 @@ from ostnet.geometry.grid import make_coordinate_grid
 from ostnet.geometry.warp import warp
 
 
-def base_fiducial_points(num_points: int = 20, dtype: torch.dtype = torch.float32) -> Tensor:
+def base_fiducial_points(num_points: int, dtype: torch.dtype = torch.float32) -> Tensor:
     """RARE's base fiducial points C': T/2 evenly spaced on the top edge, T/2 on the bottom edge.
 
     Returns (T, 2), (x, y) in [-1, 1]; the first T/2 rows are the top row (y = -1) left to right.
@@ -71,7 +71,7 @@ class TPSGridGenerator:
     ``C = s C' + t`` gives exactly the affine grid ``s p' + t``.
     """
 
-    def __init__(self, num_points: int = 20) -> None:
+    def __init__(self, num_points: int) -> None:  # T (config.ScaleTransformConfig.num_fiducial)
         self.num_points = num_points
         self.base = base_fiducial_points(num_points, dtype=torch.float64)
         self._cache: dict[tuple[int, int, str, torch.dtype], Tensor] = {}
@@ -105,9 +105,9 @@ class RandomTPS:
     def __init__(
         self,
         batch: int,
-        sigma_affine: float = 0.05,
-        sigma_tps: float = 0.005,
-        points: int = 5,
+        sigma_affine: float,  # the values: config.LossConfig.tps_sigma_affine, tps_sigma_tps, tps_points
+        sigma_tps: float,
+        points: int,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
         generator: torch.Generator | None = None,

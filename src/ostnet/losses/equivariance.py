@@ -21,11 +21,13 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from ostnet.config import LossConfig
 from ostnet.geometry import RandomTPS
 from ostnet.models.outputs import Keypoints
 
 KeypointFn = Callable[[Tensor], Keypoints]
 
+_LOSS = LossConfig()  # FOMM's transform strengths, declared in the config
 _MIX_A = 6364136223846793005
 _MIX_B = 1442695040888963407
 
@@ -45,9 +47,9 @@ def sample_seed(seed: int, index: int) -> int:
 def random_tps_for_samples(
     indices: Sequence[int],
     seed: int,
-    sigma_affine: float = 0.05,
-    sigma_tps: float = 0.005,
-    points: int = 5,
+    sigma_affine: float = _LOSS.tps_sigma_affine,
+    sigma_tps: float = _LOSS.tps_sigma_tps,
+    points: int = _LOSS.tps_points,
     device: torch.device | str | None = None,
 ) -> RandomTPS:
     """One RandomTPS whose b-th transform depends only on (seed, indices[b]).

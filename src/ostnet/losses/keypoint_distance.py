@@ -23,8 +23,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ostnet.config import LossConfig
 
-def keypoint_distance_loss(keypoints: Tensor, margin: float = 0.1) -> Tensor:
+
+def keypoint_distance_loss(keypoints: Tensor, margin: float = LossConfig.kp_distance_margin) -> Tensor:
     """Hinge on pairwise L1 distances.
 
     Args:
