@@ -1,18 +1,16 @@
 """Declare each option once: typed dataclass fields from which the command line, the web controls, the docs
 table and the value checks are all derived (docs/design.md, "Options are declared once").
 
-Declaring (a frozen dataclass per command, e.g. ``ostnet.inference.options.AnimateOptions``)::
+Declaring (one ``@declared`` dataclass per command, e.g. ``ostnet.inference.options.AnimateOptions``; it is
+frozen, and checked whenever it is built: the same checks for Python callers, the CLI and the web app)::
 
-    @dataclass(frozen=True)
+    @declared
     class CropOptions:
         margin: float = option(0.7, help="crop side = (1 + margin) x face size", bounds=(0.0, 4.0))
         smooth_sigma: float = option(3.0, flag="--smooth", metavar="SIGMA", help="...", bounds=(0.0, 100.0))
         enabled: bool = option(True, flag="--no-crop", help="inputs are already face crops")  # flag turns it off
 
-        def __post_init__(self) -> None:
-            check_options(self)  # the same checks for Python callers, the CLI and the web app
-
-    @dataclass(frozen=True)
+    @declared
     class AnimateOptions:
         source: Path = option(help="portrait image", metavar="IMAGE", group="inputs and outputs")  # required
         mode: Mode = option("auto", help="...")  # a Literal type gives the choices
@@ -281,6 +279,25 @@ def specs(cls: type, _path: tuple[str, ...] = ()) -> Iterator[OptionSpec]:
         yield OptionSpec(f.name, (*_path, f.name), tp, optional, default, meta.required, meta.help, choices,
                          meta.bounds, meta.group, flag, meta.metavar, repeat, meta.web,
                          meta.title or f.name.replace("_", " "), nargs, meta.positional, meta.aliases)  # fmt: skip
+
+
+@typing.dataclass_transform(frozen_default=True, field_specifiers=(option, nested, dataclasses.field))
+def declared(cls: type | None = None, /, *, frozen: bool = True, kw_only: bool = False) -> Any:
+    """``@declared``: a declaration, i.e. a dataclass (frozen unless ``frozen=False``) whose options are
+    checked whenever it is built (``check_options``, after the class's own ``__post_init__``, if any)."""
+
+    def wrap(c: type) -> type:
+        own = c.__dict__.get("__post_init__")
+
+        def __post_init__(self) -> None:
+            if own is not None:
+                own(self)
+            check_options(self)
+
+        c.__post_init__ = __post_init__  # type: ignore[attr-defined]
+        return dataclass(frozen=frozen, kw_only=kw_only)(c)
+
+    return wrap if cls is None else wrap(cls)
 
 
 def check_options(obj: Any) -> None:

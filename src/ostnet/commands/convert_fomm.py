@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 
-from ostnet.options import add_arguments, check_options, from_namespace, option
+from ostnet.options import add_arguments, declared, from_namespace, option
 
 
-@dataclass(frozen=True)
+@declared
 class ConvertFommOptions:
     """The ``ostnet convert-fomm`` options (declared once; docs/cli.md)."""
 
@@ -18,9 +17,6 @@ class ConvertFommOptions:
         None, aliases=("-o",), metavar="OUTPUT",
         help="output .safetensors file (default: the input's name with .safetensors, beside it)",
     )  # fmt: skip
-
-    def __post_init__(self) -> None:
-        check_options(self)
 
 
 OPTIONS = ConvertFommOptions

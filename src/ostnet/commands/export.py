@@ -9,15 +9,14 @@ Example::
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from ostnet.inference.animator import Mode
-from ostnet.options import add_arguments, check_options, from_namespace, option
+from ostnet.options import add_arguments, declared, from_namespace, option
 
 
-@dataclass(frozen=True)
+@declared
 class ExportOptions:
     """The ``ostnet export`` options (declared once; docs/cli.md)."""
 
@@ -25,9 +24,6 @@ class ExportOptions:
     output: Path = option(metavar="DIR", help="output folder (replaced if it exists)")
     format: Literal["onnx"] = option("onnx", help="export format")
     mode: Mode = option("auto", help="motion mode of the per-frame graph")
-
-    def __post_init__(self) -> None:
-        check_options(self)
 
 
 OPTIONS = ExportOptions

@@ -11,14 +11,13 @@ whole, resized to the model's size: pass face crops (as `ostnet prepare` writes 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 
 from ostnet.errors import OstnetError
-from ostnet.options import add_arguments, check_options, from_namespace, option
+from ostnet.options import add_arguments, declared, from_namespace, option
 
 
-@dataclass(frozen=True)
+@declared
 class InspectOptions:
     """The ``ostnet inspect`` options (declared once; docs/cli.md)."""
 
@@ -27,9 +26,6 @@ class InspectOptions:
     driving: Path = option(metavar="VIDEO", help="driving video, frame folder or image")
     output: Path = option(metavar="DIR", help="folder for the images (replaced)")
     frame: int = option(0, metavar="N", help="index of the driving frame", bounds=(0, None))
-
-    def __post_init__(self) -> None:
-        check_options(self)
 
 
 OPTIONS = InspectOptions

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 
 from ostnet.data.prepare import PrepareConfig
-from ostnet.options import add_arguments, check_options, from_namespace, nested, option
+from ostnet.options import add_arguments, declared, from_namespace, nested, option
 
 
-@dataclass(frozen=True)
+@declared
 class PrepareOptions:
     """The ``ostnet prepare`` options (declared once; docs/cli.md): the inputs, the dataset folder, how the
     work runs, and the ``PrepareConfig`` of the crops."""
@@ -22,9 +21,6 @@ class PrepareOptions:
         None, metavar="N", help="videos prepared in parallel (default: min(4, CPU cores))", bounds=(1, 256)
     )
     progress: bool = option(True, flag="--quiet", help="no progress bar")
-
-    def __post_init__(self) -> None:
-        check_options(self)
 
 
 OPTIONS = PrepareOptions

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 
-from ostnet.options import add_arguments, check_options, from_namespace, option
+from ostnet.options import add_arguments, declared, from_namespace, option
 
 
-@dataclass(frozen=True)
+@declared
 class PresetsOptions:
     """The ``ostnet presets`` options (declared once; docs/cli.md)."""
 
     json: bool = option(False, help="print the full configs as JSON")
-
-    def __post_init__(self) -> None:
-        check_options(self)
 
 
 OPTIONS = PresetsOptions

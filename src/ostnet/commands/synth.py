@@ -5,22 +5,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from dataclasses import dataclass
 
 from ostnet.data.synthetic import SyntheticSpec
-from ostnet.options import add_arguments, check_options, from_namespace, nested, option
+from ostnet.options import add_arguments, declared, from_namespace, nested, option
 
 
-@dataclass(frozen=True)
+@declared
 class SynthOptions:
     """The ``ostnet synth`` options (declared once; docs/cli.md): the folder and the ``SyntheticSpec``."""
 
     output: str = option(metavar="DIR", help="dataset folder to create")
     spec: SyntheticSpec = nested(SyntheticSpec)
     overwrite: bool = option(False, help="replace an existing dataset folder")
-
-    def __post_init__(self) -> None:
-        check_options(self)
 
 
 OPTIONS = SynthOptions

@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from ostnet.errors import OstnetError, Terminated, interrupt_exit_code
-from ostnet.options import Device, add_arguments, check_options, device_option, from_namespace, option
+from ostnet.options import Device, add_arguments, declared, device_option, from_namespace, option
 
 
-@dataclass(frozen=True, kw_only=True)
+@declared(kw_only=True)
 class TrainOptions:
     """The ``ostnet train`` options (declared once; docs/cli.md). The model and training settings themselves
     are the preset's ``TrainConfig`` with ``--set`` overrides (``ostnet.config``, checked field by field)."""
@@ -53,9 +52,6 @@ class TrainOptions:
     )  # fmt: skip
     device: Device = device_option()
     progress: bool = option(True, flag="--quiet", help="no progress bar")
-
-    def __post_init__(self) -> None:
-        check_options(self)
 
 
 OPTIONS = TrainOptions

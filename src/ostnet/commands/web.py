@@ -11,15 +11,14 @@ import argparse
 import signal
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 from ostnet.errors import OstnetError
-from ostnet.options import Device, add_arguments, check_options, device_option, from_namespace, nested, option
+from ostnet.options import Device, add_arguments, declared, device_option, from_namespace, nested, option
 from ostnet.web.limits import WebLimits
 
 
-@dataclass(frozen=True)
+@declared
 class WebOptions:
     """The ``ostnet web`` options (declared once; docs/cli.md)."""
 
@@ -32,9 +31,6 @@ class WebOptions:
     auth: str | None = option(None, metavar="USER:PASS", help="ask for this user name and password")
     share: bool = option(False, help="also open a public share link (off unless asked)")
     limits: WebLimits = nested(WebLimits)
-
-    def __post_init__(self) -> None:
-        check_options(self)
 
 
 OPTIONS = WebOptions

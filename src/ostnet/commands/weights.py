@@ -11,16 +11,15 @@ The cache is ``$OSTNET_HOME/weights`` (default ``~/.cache/ostnet/weights``).
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ostnet.options import add_arguments, check_options, from_namespace, option
+from ostnet.options import add_arguments, declared, from_namespace, option
 
 WeightName = Literal["alexnet", "lpips-alex", "vgg16", "vgg19"]  # = ostnet.weights.catalog.ENTRIES
 
 
-@dataclass(frozen=True)
+@declared
 class InstallOptions:
     """The ``ostnet weights install`` options (declared once; docs/cli.md)."""
 
@@ -37,11 +36,8 @@ class InstallOptions:
     force: bool = option(False, help="reinstall weights that are already installed")
     quiet: bool = option(False, help="no progress bars")
 
-    def __post_init__(self) -> None:
-        check_options(self)
 
-
-@dataclass(frozen=True)
+@declared
 class ListOptions:
     """``ostnet weights list`` has no options."""
 

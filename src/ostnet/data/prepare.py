@@ -22,7 +22,6 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, closing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -45,12 +44,12 @@ from ostnet.face.detector import FaceBox, FaceDetector
 from ostnet.io.atomic import AtomicFolder, atomic_output, remove_temporaries
 from ostnet.io.paths import check_outputs, check_readable
 from ostnet.io.video import VideoInfo, iter_frames, probe_video
-from ostnet.options import check_options, option
+from ostnet.options import declared, option
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".gif", ".avi", ".m4v")
 
 
-@dataclass
+@declared(frozen=False)
 class PrepareConfig:
     """Options of ``ostnet prepare``; sizes are in pixels of the source video unless said otherwise."""
 
@@ -84,7 +83,6 @@ class PrepareConfig:
     )  # fmt: skip
 
     def __post_init__(self) -> None:
-        check_options(self)
         if self.split_by_time is not None and self.test_fraction:
             raise OstnetError("give --split-by-time or --test-fraction, not both")
 

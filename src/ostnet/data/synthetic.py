@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw
 from ostnet.errors import OstnetError
 from ostnet.face.coefficients import FaceCoefficients, save_clip_coefficients
 from ostnet.io.atomic import AtomicFolder
-from ostnet.options import check_options, option
+from ostnet.options import declared, option
 
 FACE_FRACTION = 0.55  # face oval height / frame height at scale 1
 FPS = 25.0  # nominal frame rate of the sampled motion
@@ -450,7 +450,7 @@ def render_head(params: HeadParams, size: int, texture: float = 0.0) -> np.ndarr
     return np.asarray(out, dtype=np.uint8)
 
 
-@dataclass(frozen=True)
+@declared
 class SyntheticSpec:
     """What ``write_synthetic_dataset`` draws (its arguments, stored in synthetic.json)."""
 
@@ -468,9 +468,6 @@ class SyntheticSpec:
     texture: float = option(
         0.0, metavar="T", help="shading-pattern strength of render_head (0: flat colours)", bounds=(0.0, 0.99)
     )
-
-    def __post_init__(self) -> None:
-        check_options(self)
 
     def check(self) -> None:
         """Raise OstnetError for arguments that cannot make a train and a test split."""

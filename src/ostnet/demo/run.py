@@ -58,7 +58,7 @@ from ostnet.evaluation.protocols import SamplingOptions
 from ostnet.evaluation.report import PairJournal, metrics_for
 from ostnet.io import atomic_output
 from ostnet.models.device import resolve_device
-from ostnet.options import Device, check_options, device_option, option
+from ostnet.options import Device, declared, device_option, option
 
 DEMO_ENTRIES = ("data", "runs", "models", "evaluation", "animation", "report.html", "demo.json")
 BASELINE, OSTNET = "Baseline", "OSTNet"
@@ -107,7 +107,7 @@ QUICK_PLAN = DemoPlan(
 )  # fmt: skip
 
 
-@dataclass
+@declared(frozen=False)
 class DemoConfig:
     """What ``ostnet demo`` was asked for: its options, declared once (docs/cli.md). ``budget``: seconds per
     model (None: the plan's). ``command`` (the command line, for the report) is set by the command."""
@@ -128,9 +128,6 @@ class DemoConfig:
         "auto", help="perceptual-loss VGG: auto (ImageNet if `ostnet weights install` ran, else random), "
         "imagenet (required), random",
     )  # fmt: skip
-
-    def __post_init__(self) -> None:
-        check_options(self)
 
     @property
     def plan(self) -> DemoPlan:

@@ -59,7 +59,7 @@ from ostnet.io import atomic_output
 from ostnet.io.image import load_image, save_image, to_uint8
 from ostnet.io.paths import check_outputs
 from ostnet.models.device import resolve_device
-from ostnet.options import Device, check_options, device_option, nested, option
+from ostnet.options import Device, declared, device_option, nested, option
 
 PROTOCOL_HELP = (
     "same-scale (DaGAN's 2083 same-identity pairs), different-scale (the same pairs, driving frame "
@@ -68,7 +68,7 @@ PROTOCOL_HELP = (
 )
 
 
-@dataclass
+@declared(frozen=False)
 class EvalConfig:
     """Everything ``ostnet evaluate`` needs: its options, declared once (docs/cli.md). ``metric_size`` and
     ``lpips_hub_dir`` are for Python callers only."""
@@ -107,7 +107,6 @@ class EvalConfig:
     )
 
     def __post_init__(self) -> None:
-        check_options(self)
         if self.motion_smooth != "none" and self.protocol != "reconstruction":
             raise OstnetError("--motion-smooth needs --protocol reconstruction (frames of a video in order)")
 

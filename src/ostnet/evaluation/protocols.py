@@ -64,7 +64,7 @@ from ostnet.errors import OstnetError
 from ostnet.io import atomic_output
 from ostnet.io.image import IMAGE_SUFFIXES, to_tensor
 from ostnet.io.paths import check_readable
-from ostnet.options import check_options, option
+from ostnet.options import declared, option
 
 GROUND_TRUTH_PROTOCOLS = ("same-scale", "different-scale", "reconstruction")
 NUM_PAIRS = PAPER_EVAL_PAIRS  # DaGAN's vox_evaluation.csv (Sec. 4.1, ostnet.config)
@@ -257,7 +257,7 @@ def sample_cross_identity(
     return pairs
 
 
-@dataclass(frozen=True)
+@declared
 class SamplingOptions:
     """How to build a protocol's pair list from a dataset's test split (``ostnet evaluate``'s sampling
     options)."""
@@ -273,9 +273,6 @@ class SamplingOptions:
         help="different-scale augmentations per pair (the paper's: 2 x 2083 = 4166 pairs)",
     )  # fmt: skip
     reconstruction_videos: int | None = None  # None: every test video
-
-    def __post_init__(self) -> None:
-        check_options(self)
 
 
 def build_pairs(

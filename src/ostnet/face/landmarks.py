@@ -26,7 +26,7 @@ import numpy as np
 
 from ostnet.errors import OstnetError
 from ostnet.geometry.keypoints import convex_hull_area
-from ostnet.options import option
+from ostnet.options import declared, option
 
 LANDMARKS_FILE = "shape_predictor_68_face_landmarks.dat"
 RECOGNITION_FILE = "dlib_face_recognition_resnet_model_v1.dat"
@@ -35,7 +35,7 @@ NUM_LANDMARKS = 68
 EMBEDDING_DIM = 128
 
 
-@dataclass(frozen=True)
+@declared
 class FaceConfig:
     """Which dlib models to run. ``model_dir=None``: the folder shipped by ``face_recognition_models``."""
 

@@ -10,7 +10,6 @@ and docs/cli.md follow.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,7 +26,7 @@ from ostnet.inference.controls import (
     parse_regions,
 )
 from ostnet.inference.smoothing import SmoothMethod
-from ostnet.options import Device, check_options, device_option, nested, option
+from ostnet.options import Device, declared, device_option, nested, option
 
 # ``animate``'s motion modes: the Animator's and best-frame (the pipeline picks the anchor frame)
 AnimateMode = Literal["auto", "anchor-free", "relative", "absolute", "best-frame"]
@@ -66,7 +65,7 @@ def dtype_option(group: str | None = RUN, web: bool = True) -> Any:
     return option("fp32", help="inference precision (fp32, or autocast to bf16 / fp16)", group=group, web=web)
 
 
-@dataclass(frozen=True)
+@declared
 class CropOptions:
     """How faces are found and cropped. ``enabled=False`` (``--no-crop``): inputs are already face crops
     (a non-square input is cut to its centred square). Sizes in pixels of the original images."""
@@ -88,9 +87,6 @@ class CropOptions:
         bounds=(0.0, 100.0), group=CROP,
     )  # fmt: skip
 
-    def __post_init__(self) -> None:
-        check_options(self)
-
 
 def _angle(name: str, limit: float, direction: str) -> Any:
     return option(None, metavar="DEG", help=f"turn the head: {name} offset in degrees ({direction})",
@@ -101,7 +97,7 @@ def _edit(text: str) -> Any:
     return option(None, metavar="V", help=text, bounds=(-EDIT_LIMIT, EDIT_LIMIT), group=CONTROLS)
 
 
-@dataclass(frozen=True)
+@declared
 class EditControls:
     """The controls of a still portrait (``ostnet edit``; also part of ``animate``'s ``ControlOptions``): pose
     offsets and expression edits (None: as the recipe, or no change), and the recipe files."""
@@ -123,9 +119,6 @@ class EditControls:
         None, metavar="JSON", help="write the controls used as a recipe", group=CONTROLS, web=False
     )
 
-    def __post_init__(self) -> None:
-        check_options(self)
-
     def resolve(self, **more: Any) -> Controls:
         """The ``Controls``: the recipe (if any) with the given values (and ``more``) on top."""
         base = Controls.load(self.recipe) if self.recipe is not None else Controls()
@@ -134,7 +127,7 @@ class EditControls:
         return dataclasses.replace(base, **given, **more)
 
 
-@dataclass(frozen=True)
+@declared
 class ControlOptions:
     """The pose and expression controls of a video (``ostnet animate``): where pose and expression come from,
     and the still portrait's ``EditControls``."""
@@ -164,9 +157,6 @@ class ControlOptions:
     )
     edits: EditControls = nested(EditControls)
 
-    def __post_init__(self) -> None:
-        check_options(self)
-
     def resolve(self) -> Controls:
         """The ``Controls`` these options describe (the recipe, if any, with the given values on top)."""
         more: dict[str, Any] = {}
@@ -181,7 +171,7 @@ class ControlOptions:
         return self.edits.resolve(**more)
 
 
-@dataclass(frozen=True)
+@declared
 class AnimateOptions:
     """Everything ``animate_video`` needs: the ``ostnet animate`` options (docs/cli.md). ``controls`` is the
     resolved ``Controls`` of ``control``."""
@@ -223,9 +213,6 @@ class AnimateOptions:
     )
     progress: bool = option(True, flag="--quiet", help="no progress bar", group=RUN, web=False)
 
-    def __post_init__(self) -> None:
-        check_options(self)
-
     @property
     def controls(self) -> Controls:
         return self.control.resolve()
@@ -239,7 +226,7 @@ class AnimateOptions:
         return self.control.expression_from
 
 
-@dataclass(frozen=True)
+@declared
 class EditOptions:
     """The ``ostnet edit`` options: a still portrait, a PECHead checkpoint and the ``EditControls``."""
 
@@ -252,11 +239,8 @@ class EditOptions:
     device: Device = device_option(RUN)
     controls: EditControls = nested(EditControls)
 
-    def __post_init__(self) -> None:
-        check_options(self)
 
-
-@dataclass(frozen=True)
+@declared
 class LiveOptions:
     """The ``ostnet live`` options: a portrait animated by a camera, a stream or a clip as frames arrive."""
 
@@ -274,9 +258,6 @@ class LiveOptions:
     device: Device = device_option(RUN)
     dtype: Precision = dtype_option()
     max_seconds: float | None = option(None, metavar="S", help="stop after S seconds", bounds=(0.01, None), group=RUN)
-
-    def __post_init__(self) -> None:
-        check_options(self)
 
 
 __all__ = [

@@ -5,11 +5,10 @@ at start-up)."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Any
 
 from ostnet.errors import OstnetError
-from ostnet.options import check_options, option
+from ostnet.options import declared, option
 
 LIMITS = "limits"
 
@@ -19,7 +18,7 @@ def _limit(default: float, metavar: str, help: str) -> Any:
     return option(default, metavar=metavar, help=help, bounds=(low, None), group=LIMITS)
 
 
-@dataclass(frozen=True)
+@declared
 class WebLimits:
     """What one server accepts; every field is a positive number and the flag ``--<field-with-dashes>``."""
 
@@ -34,7 +33,6 @@ class WebLimits:
         for name, value in dataclasses.asdict(self).items():
             if not 0 < value < float("inf"):
                 raise OstnetError(f"{flag(name)} must be a positive number, got {value}")
-        check_options(self)
 
 
 def flag(name: str) -> str:
