@@ -55,7 +55,7 @@ import math
 import os
 import types
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -360,6 +360,15 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             kwargs["default"] = spec.default
             kwargs["nargs"] = spec.nargs
         target.add_argument(spec.flag, *spec.aliases, dest=spec.dest, required=spec.required, **kwargs)
+
+
+def add_command(sub: argparse._SubParsersAction, cls: type, run: Callable[[Any], int], name: str, **kwargs: Any) -> Any:
+    """``ostnet NAME``: a subparser with the flags of the declaration ``cls`` (``kwargs``: ``help``,
+    ``description``); its handler builds ``cls`` from the parsed arguments and returns ``run(options)``."""
+    parser = sub.add_parser(name, **kwargs)
+    add_arguments(parser, cls)
+    parser.set_defaults(handler=lambda args: run(from_namespace(cls, args)))
+    return parser
 
 
 def _metavar(spec: OptionSpec) -> str:

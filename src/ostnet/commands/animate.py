@@ -16,21 +16,22 @@ import typing
 
 from ostnet.commands.control_options import save_recipe
 from ostnet.inference.options import AnimateMode, AnimateOptions
-from ostnet.options import add_arguments, from_namespace
+from ostnet.options import add_command, from_namespace
 
 OPTIONS = AnimateOptions
 MODES: tuple[str, ...] = typing.get_args(AnimateMode)  # = ostnet.inference.pipeline.MODES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    add_command(
+        sub,
+        OPTIONS,
+        run_animate,
         "animate",
         help="animate a portrait with a driving video",
         description="Animate a portrait with the head motion and expressions of a driving video. Faces are "
         "found and cropped automatically, the driving audio is kept.",
     )
-    add_arguments(p, OPTIONS)
-    p.set_defaults(handler=run_animate)
 
 
 def options_from_args(args: argparse.Namespace) -> AnimateOptions:
@@ -38,10 +39,9 @@ def options_from_args(args: argparse.Namespace) -> AnimateOptions:
     return from_namespace(AnimateOptions, args)
 
 
-def run_animate(args: argparse.Namespace) -> int:
+def run_animate(options: AnimateOptions) -> int:
     from ostnet.inference.pipeline import animate_video
 
-    options = options_from_args(args)
     summary = animate_video(options)
     save_recipe(options.control.edits.save_recipe, options.controls)
     for warning in summary.warnings:

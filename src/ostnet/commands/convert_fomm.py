@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ostnet.options import add_arguments, declared, from_namespace, option
+from ostnet.options import add_command, declared, option
 
 
 @declared
@@ -23,7 +23,10 @@ OPTIONS = ConvertFommOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    add_command(
+        subparsers,
+        OPTIONS,
+        run,
         "convert-fomm",
         help="convert a FOMM checkpoint (.pth.tar) into an ostnet checkpoint",
         description=(
@@ -32,8 +35,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "discriminator and optimiser states are dropped."
         ),
     )
-    add_arguments(parser, OPTIONS)
-    parser.set_defaults(handler=run)
 
 
 def default_output(checkpoint: Path) -> Path:
@@ -46,13 +47,12 @@ def default_output(checkpoint: Path) -> Path:
     return checkpoint.with_name(f"{name}.safetensors")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(options: ConvertFommOptions) -> int:
     from ostnet.checkpoint import save_checkpoint
     from ostnet.convert_fomm import convert_fomm_checkpoint, describe
     from ostnet.io.paths import check_outputs
     from ostnet.models.ostnet import build_model, count_parameters
 
-    options = from_namespace(ConvertFommOptions, args)
     output = options.output if options.output is not None else default_output(options.checkpoint)
     check_outputs({"the FOMM checkpoint": options.checkpoint}, {"--output": output})
     cfg, state = convert_fomm_checkpoint(options.checkpoint)

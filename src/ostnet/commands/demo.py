@@ -10,13 +10,16 @@ import shlex
 import sys
 
 from ostnet.demo.run import DemoConfig
-from ostnet.options import add_arguments, from_namespace
+from ostnet.options import add_command
 
 OPTIONS = DemoConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    add_command(
+        subparsers,
+        OPTIONS,
+        run,
         "demo",
         help="show the method end to end on synthetic data (about 10 minutes on 2 CPU cores)",
         description=(
@@ -27,13 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "ImageNet VGG installed by `ostnet weights install` when there is one (--features)."
         ),
     )
-    add_arguments(parser, OPTIONS)
-    parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(options: DemoConfig) -> int:
     from ostnet.demo.run import run_demo
 
     command = "ostnet " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["demo"] else "ostnet demo"
-    run_demo(dataclasses.replace(from_namespace(DemoConfig, args), command=command))
+    run_demo(dataclasses.replace(options, command=command))
     return 0

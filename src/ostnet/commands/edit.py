@@ -13,24 +13,25 @@ import argparse
 
 from ostnet.commands.control_options import save_recipe
 from ostnet.inference.options import EditOptions
-from ostnet.options import add_arguments, from_namespace
+from ostnet.options import add_command
 
 OPTIONS = EditOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    add_command(
+        sub,
+        OPTIONS,
+        run,
         "edit",
         help="turn the head or change the expression of a portrait",
         description="Edit a still portrait with the pose and expression controls of a PECHead checkpoint: "
         "the face is found and cropped, edited, and written as the crop or pasted back into the portrait.",
     )
-    add_arguments(p, OPTIONS)
-    p.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    print(edit(from_namespace(EditOptions, args)))
+def run(options: EditOptions) -> int:
+    print(edit(options))
     return 0
 
 

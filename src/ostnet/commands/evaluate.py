@@ -10,13 +10,16 @@ import sys
 from pathlib import Path
 
 from ostnet.evaluation.evaluate import EvalConfig
-from ostnet.options import add_arguments, from_namespace
+from ostnet.options import add_command, from_namespace
 
 OPTIONS = EvalConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    add_command(
+        subparsers,
+        OPTIONS,
+        run,
         "evaluate",
         help="evaluate checkpoints on a protocol (SSIM, PSNR, LPIPS, L1, AKD, AED, scale error)",
         description=(
@@ -25,8 +28,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "OUT/samples.png. Rerunning the same command resumes an interrupted run."
         ),
     )
-    add_arguments(parser, OPTIONS)
-    parser.set_defaults(handler=run)
 
 
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
@@ -34,10 +35,9 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
     return from_namespace(EvalConfig, args)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(cfg: EvalConfig) -> int:
     from ostnet.evaluation.evaluate import run_evaluation
 
-    cfg = config_from_args(args)
     try:
         summaries = run_evaluation(cfg)
     except KeyboardInterrupt as exc:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from ostnet.inference.animator import Mode
-from ostnet.options import add_arguments, declared, from_namespace, option
+from ostnet.options import add_command, declared, option
 
 
 @declared
@@ -30,23 +30,23 @@ OPTIONS = ExportOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    add_command(
+        sub,
+        OPTIONS,
+        run_export,
         "export",
         help="export a checkpoint to ONNX (source preparation + per-frame step), checked with onnxruntime",
         description="Export the source-preparation step and the per-frame step (the prepared source as graph "
         "inputs, a dynamic batch of driving frames) of a checkpoint, and check them with onnxruntime against "
         "PyTorch (max |diff| <= 1e-4). The folder appears only when the check passes.",
     )
-    add_arguments(p, OPTIONS)
-    p.set_defaults(handler=run_export)
 
 
-def run_export(args: argparse.Namespace) -> int:
+def run_export(options: ExportOptions) -> int:
     from ostnet.checkpoint import load_checkpoint
     from ostnet.inference.export import export_onnx
     from ostnet.io.paths import check_outputs
 
-    options = from_namespace(ExportOptions, args)
     # the output folder is replaced: it must not be, or hold, the checkpoint
     check_outputs({"CKPT": options.checkpoint}, {"--output": options.output}, folders=("--output",))
     model = load_checkpoint(options.checkpoint)

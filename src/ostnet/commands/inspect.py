@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from ostnet.errors import OstnetError
-from ostnet.options import add_arguments, declared, from_namespace, option
+from ostnet.options import add_command, declared, option
 
 
 @declared
@@ -32,12 +32,12 @@ OPTIONS = InspectOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("inspect", help="write a model's per-scale flows, occlusions and code histograms as images")
-    add_arguments(p, OPTIONS)
-    p.set_defaults(handler=run)
+    add_command(
+        sub, OPTIONS, run, "inspect", help="write a model's per-scale flows, occlusions and code histograms as images"
+    )
 
 
-def run(namespace: argparse.Namespace) -> int:
+def run(args: InspectOptions) -> int:
     from ostnet.checkpoint import load_checkpoint
     from ostnet.data.transforms import resize_image
     from ostnet.inference.inspect import inspect_pair, write_images
@@ -45,7 +45,6 @@ def run(namespace: argparse.Namespace) -> int:
     from ostnet.io.paths import check_outputs
     from ostnet.io.video import read_frames
 
-    args = from_namespace(InspectOptions, namespace)
     inputs = {"CKPT": args.checkpoint, "--source": args.source, "--driving": args.driving}
     check_outputs(inputs, {"--output": args.output}, folders=("--output",))  # the folder is replaced
     model = load_checkpoint(args.checkpoint)

@@ -22,20 +22,21 @@ import threading
 import time
 
 from ostnet.inference.options import LiveOptions
-from ostnet.options import add_arguments, from_namespace
+from ostnet.options import add_command
 
 OPTIONS = LiveOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    add_command(
+        sub,
+        OPTIONS,
+        run_live,
         "live",
         help="animate a portrait live from a camera, a stream URL or a video file",
         description="Animate a portrait with a camera (index or /dev/videoN), any stream PyAV opens, or a video "
         "file played at real-time pace. Frames that arrive while the model is busy are dropped.",
     )
-    add_arguments(p, OPTIONS)
-    p.set_defaults(handler=run_live)
 
 
 def _window(enabled: bool):
@@ -52,7 +53,7 @@ def _window(enabled: bool):
     return show
 
 
-def run_live(args: argparse.Namespace) -> int:
+def run_live(options: LiveOptions) -> int:
     from ostnet.checkpoint import load_checkpoint
     from ostnet.inference.animator import Animator
     from ostnet.inference.stream import StreamStep
@@ -60,7 +61,6 @@ def run_live(args: argparse.Namespace) -> int:
     from ostnet.io.image import load_image
     from ostnet.io.paths import check_outputs
 
-    options = from_namespace(LiveOptions, args)
     camera_file = options.camera if os.path.exists(options.camera) else None  # a clip standing in for a camera
     check_outputs({"--source": options.source, "--checkpoint": options.checkpoint, "--camera": camera_file},
                   {"--output": options.output})  # fmt: skip

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ostnet.data.prepare import PrepareConfig
-from ostnet.options import add_arguments, declared, from_namespace, nested, option
+from ostnet.options import add_command, declared, nested, option
 
 
 @declared
@@ -27,23 +27,23 @@ OPTIONS = PrepareOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    add_command(
+        subparsers,
+        OPTIONS,
+        run,
         "prepare",
         help="detect, track and crop faces in videos into a training dataset",
         description="Detect faces, follow them over time and write square crops as PNG frames in the "
         "FOMM/video-preprocessing layout DATASET/{train,test}/<id>#<video>#<start>#<end>.mp4/0000000.png, "
         "plus DATASET/manifest.csv. A video that cannot be read is reported and skipped.",
     )
-    add_arguments(parser, OPTIONS)
-    parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(options: PrepareOptions) -> int:
     import os
 
     from ostnet.data.prepare import prepare_dataset
 
-    options = from_namespace(PrepareOptions, args)
     workers = options.workers or min(4, os.cpu_count() or 1)
     result = prepare_dataset(options.inputs, options.output, options.config, workers=workers, progress=options.progress)
     by_split = {name: [r for r in result.records if r.split == name] for name in ("train", "test")}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ostnet.options import add_arguments, declared, from_namespace, option
+from ostnet.options import add_command, declared, option
 
 
 @declared
@@ -18,16 +18,14 @@ OPTIONS = PresetsOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("presets", help="list the model presets and their sizes")
-    add_arguments(p, OPTIONS)
-    p.set_defaults(handler=run)
+    add_command(sub, OPTIONS, run, "presets", help="list the model presets and their sizes")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(options: PresetsOptions) -> int:
     from ostnet.config import MODEL_PRESETS, to_json
     from ostnet.models.ostnet import build_model, count_parameters
 
-    if from_namespace(PresetsOptions, args).json:
+    if options.json:
         print("[" + ",\n".join(to_json(factory()) for factory in MODEL_PRESETS.values()) + "]")
         return 0
     width = max(len(name) for name in MODEL_PRESETS)

@@ -7,7 +7,7 @@ import dataclasses
 import time
 
 from ostnet.data.synthetic import SyntheticSpec
-from ostnet.options import add_arguments, declared, from_namespace, nested, option
+from ostnet.options import add_command, declared, nested, option
 
 
 @declared
@@ -23,7 +23,10 @@ OPTIONS = SynthOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    add_command(
+        subparsers,
+        OPTIONS,
+        run,
         "synth",
         help="write a synthetic talking-head dataset with known face scale",
         description=(
@@ -31,14 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "0000000.png with root/synthetic.json holding each frame's true scale and face centre."
         ),
     )
-    add_arguments(parser, OPTIONS)
-    parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(options: SynthOptions) -> int:
     from ostnet.data.synthetic import write_synthetic_dataset
 
-    options = from_namespace(SynthOptions, args)
     spec = options.spec
     start = time.perf_counter()
     root = write_synthetic_dataset(options.output, **dataclasses.asdict(spec), overwrite=options.overwrite)

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from ostnet.errors import OstnetError, Terminated, interrupt_exit_code
-from ostnet.options import Device, add_arguments, declared, device_option, from_namespace, option
+from ostnet.options import Device, add_command, declared, device_option, option
 
 
 @declared(kw_only=True)
@@ -58,9 +58,7 @@ OPTIONS = TrainOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model (DDP via torchrun, AMP, atomic checkpoints, resume)")
-    add_arguments(p, OPTIONS)
-    p.set_defaults(handler=run)
+    add_command(sub, OPTIONS, run, "train", help="train a model (DDP via torchrun, AMP, atomic checkpoints, resume)")
 
 
 def resolve_config(args: TrainOptions):
@@ -94,12 +92,11 @@ def _json_string(text: str) -> str:
     return json.dumps(text)
 
 
-def run(namespace: argparse.Namespace) -> int:
+def run(args: TrainOptions) -> int:
     from ostnet.training.distributed import cleanup_distributed
     from ostnet.training.trainer import Trainer
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = from_namespace(TrainOptions, namespace)
     if args.init and args.resume:
         raise OstnetError("--init starts a new run and --resume continues one: give only one of them")
     cfg = resolve_config(args)

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from ostnet.errors import OstnetError
-from ostnet.options import Device, add_arguments, declared, device_option, from_namespace, nested, option
+from ostnet.options import Device, add_command, declared, device_option, nested, option
 from ostnet.web.limits import WebLimits
 
 
@@ -37,7 +37,10 @@ OPTIONS = WebOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    add_command(
+        sub,
+        OPTIONS,
+        run_web,
         "web",
         help="serve a web app (Gradio) for animating portraits",
         description="Load the checkpoints once and serve a Gradio app: a portrait and a driving video (upload or "
@@ -45,8 +48,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and Gradio's API. Uploads and results live in a temporary folder; a browser session's files are "
         "deleted when it ends, all of them when the server stops (Ctrl-C).",
     )
-    add_arguments(p, OPTIONS)
-    p.set_defaults(handler=run_web)
 
 
 def _log(line: str) -> None:
@@ -63,7 +64,7 @@ def _stop_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, stop)
 
 
-def run_web(args: argparse.Namespace) -> int:
+def run_web(options: WebOptions) -> int:
     try:
         import gradio  # noqa: F401
     except ImportError:
@@ -71,7 +72,6 @@ def run_web(args: argparse.Namespace) -> int:
     from ostnet.web.jobs import load_models
     from ostnet.web.server import is_loopback, parse_auth, serve
 
-    options = from_namespace(WebOptions, args)
     auth = parse_auth(options.auth)
     models = load_models(list(options.checkpoints), options.device, options.limits.per_model)
     for served in models.values():

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Literal
 
-from ostnet.options import add_arguments, declared, from_namespace, option
+from ostnet.options import add_command, declared, option
 
 WeightName = Literal["alexnet", "lpips-alex", "vgg16", "vgg19"]  # = ostnet.weights.catalog.ENTRIES
 
@@ -48,18 +48,22 @@ SUBCOMMANDS = {"install": InstallOptions, "list": ListOptions}
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("weights", help="install or list pretrained weights (LPIPS, perceptual-loss VGG)")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    inst = actions.add_parser("install", help="download, convert to safetensors, check and cache weights")
-    add_arguments(inst, InstallOptions)
-    inst.set_defaults(handler=run_install)
-    lst = actions.add_parser("list", help="what is installed, from where, its licence and what it enables")
-    lst.set_defaults(handler=run_list)
+    add_command(
+        actions,
+        InstallOptions,
+        run_install,
+        "install",
+        help="download, convert to safetensors, check and cache weights",
+    )
+    add_command(
+        actions, ListOptions, run_list, "list", help="what is installed, from where, its licence and what it enables"
+    )
 
 
-def run_install(args: argparse.Namespace) -> int:
+def run_install(options: InstallOptions) -> int:
     from ostnet.weights.catalog import weights_dir
     from ostnet.weights.install import install
 
-    options = from_namespace(InstallOptions, args)
     done, notes = install(list(options.names), options.source, options.file, quiet=options.quiet, force=options.force)
     for item in done:
         print(f"installed {item.name}: {item.path} (sha256 {item.sha256[:12]}..., from {item.source})")
@@ -70,7 +74,7 @@ def run_install(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_list(args: argparse.Namespace) -> int:
+def run_list(options: ListOptions) -> int:
     from ostnet.weights.catalog import ENTRIES, installed_path, read_record, weights_dir
 
     print(f"weights cache: {weights_dir()} (set OSTNET_HOME to move it)")
