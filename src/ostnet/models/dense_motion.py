@@ -121,4 +121,9 @@ def warp_features(features: Tensor, motion: MotionField, align_corners: bool = T
     out = warp(features, resize_flow(motion.deformation, h, w, align_corners))
     if motion.occlusion is not None:
         out = out * resize_map(motion.occlusion, h, w, align_corners)
+    channels_last = features.is_contiguous(memory_format=torch.channels_last)
+    if features.dim() == 4 and channels_last and not features.is_contiguous():
+        # keep a channels-last input channels-last (the inference fast path): the generator concatenates the
+        # warped feature with a channels-last one, and a mixed concatenation costs two full copies
+        out = out.contiguous(memory_format=torch.channels_last)
     return out
