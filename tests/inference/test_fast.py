@@ -8,8 +8,17 @@ from torch import nn
 
 from ostnet.config import MODEL_PRESETS
 from ostnet.inference.animator import Animator
-from ostnet.inference.fast import SubpixelUpBlock2d, fold_batchnorm, optimize_for_inference
-from ostnet.models.blocks import ResBlock2d, UpBlock2d
+from ostnet.inference.fast import (
+    HoistedDownBlock,
+    HoistedGenerator,
+    PackedConv2d,
+    SubpixelUpBlock2d,
+    fold_batchnorm,
+    optimize_for_inference,
+    pack_convolutions,
+    packing_available,
+)
+from ostnet.models.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
 from ostnet.models.ostnet import build_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -85,6 +94,45 @@ def test_fold_and_subpixel_blocks_are_exact():
     assert isinstance(res.norm1, nn.BatchNorm2d)  # behind a ReLU: cannot fold
     torch.testing.assert_close(res(x), expected_res, rtol=0, atol=1e-5)
     torch.testing.assert_close(SubpixelUpBlock2d(up)(x), expected_up, rtol=0, atol=1e-5)
+
+
+def test_hoisted_first_convolution_is_exact():
+    """block(stem + c) = pool(relu(conv(stem) + conv(c))): the constant's response is exact on the inner pixels,
+    the four border lines and the four corners (a non-square map with a different c per sample)."""
+    torch.manual_seed(0)
+    block = fold_batchnorm(randomise_norms(DownBlock2d(5, 4)))
+    stem, c = torch.randn(1, 5, 6, 10), torch.randn(3, 5)
+    hoisted = HoistedDownBlock(block)
+    expected = block(stem + c[:, :, None, None])
+    torch.testing.assert_close(
+        hoisted.shifted(hoisted.conv(stem).expand(3, -1, -1, -1), c), expected, rtol=0, atol=1e-5
+    )
+    torch.testing.assert_close(hoisted(stem), block(stem), rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not packing_available(), reason="this torch build has no oneDNN pointwise convolution")
+def test_packed_convolutions_are_exact():
+    """Packed convolutions with fused ReLUs compute the folded blocks' function, in either memory format."""
+    torch.manual_seed(0)
+    blocks = nn.Sequential(SameBlock2d(3, 6, kernel_size=7), DownBlock2d(6, 8), ResBlock2d(8), nn.Conv2d(8, 2, 1))
+    blocks = fold_batchnorm(randomise_norms(blocks))
+    x = torch.randn(2, 3, 12, 16)
+    expected = blocks(x)
+    pack_convolutions(blocks)
+    assert not any(type(m) is nn.Conv2d for m in blocks.modules())
+    assert sum(isinstance(m, PackedConv2d) for m in blocks.modules()) == 5
+    with torch.no_grad():
+        for memory_format in (torch.contiguous_format, torch.channels_last):
+            got = blocks(x.contiguous(memory_format=memory_format))
+            torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
+def test_cpu_fp32_animator_uses_every_rewrite():
+    """The default CPU fp32 fast path hoists the first convolution and (where oneDNN exists) packs the rest, so
+    the equality tests above cover them."""
+    net = Animator(build_model("tiny"), device="cpu").net
+    assert isinstance(net.generator, HoistedGenerator)
+    assert any(isinstance(m, PackedConv2d) for m in net.modules()) == packing_available()
 
 
 def test_the_callers_model_is_untouched():

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from ostnet.errors import OstnetError
 from ostnet.inference.controls import Controls, ControlState, check_supported
-from ostnet.inference.fast import optimize_for_inference
+from ostnet.inference.fast import optimize_for_inference, packing_available
 from ostnet.inference.relative import movement_scale, relative_motion
 from ostnet.inference.smoothing import SmoothingConfig, make_smoother, smooth_tensors
 from ostnet.models.device import resolve_device
@@ -186,8 +186,12 @@ class Animator:
         self.control_state = ControlState(self.controls)
         fast = fast and not self.controllable
         self.fast = fast
-        weights = self.dtype if self.dtype != torch.float32 else torch.float32
-        self.net = optimize_for_inference(self.model, dtype=weights, channels_last=True) if fast else self.model
+        packed = self.device.type == "cpu" and self.dtype == torch.float32 and packing_available()
+        self.net = self.model
+        if fast:
+            self.net = optimize_for_inference(
+                self.model, dtype=self.dtype, channels_last=True, packed=packed, hoist=True
+            )
         self.step = FrameStep(self.net, self.mode)
         self.source: SourceState | None = None
         self.anchor: Keypoints | None = None

@@ -10,6 +10,16 @@
 * **bf16 weights** (``dtype=bf16``): the convolution and linear weights are stored in bf16, so autocast does
   not cast 56 M parameters on every call.
 * **channels-last** memory layout for the convolutions (``channels_last=True``).
+* **the first encoder convolution hoisted out of the per-frame work** (``hoist=True``; OSTNet's generator):
+  the first down block's input is the per-source stem plus the per-frame constant W_0 z (Eq. 5), and a
+  convolution is linear, so conv(stem + W_0 z) = conv(stem) + conv(W_0 z): the first is cached with the prepared
+  source, the second is a map that is constant inside and differs only on the 1-pixel border (zero padding),
+  computed exactly from the kernel's tap sums. The 256-px presets save 9.7 of their 92 GFLOPs per frame.
+* **pre-packed convolutions with the ReLU fused** (``packed=True``; CPU, fp32): every convolution's weight is
+  reordered once into oneDNN's blocked layout and run by ``torch.ops.mkldnn._convolution_pointwise`` (the kernel
+  that ``torch.compile``'s CPU freezing emits), with the ReLU that follows it in a block done inside the
+  convolution. Same function (differences ~1e-6, the kernels' summation order); saves the weight reorder of
+  every call and one pass over every activation. Not for export (ONNX has no such operator) nor bf16/GPUs.
 
 What is kept is decided by ``benchmarks/fast_path.py``; see docs/benchmarks.md.
 """
@@ -17,13 +27,16 @@ What is kept is decided by ``benchmarks/fast_path.py``; see docs/benchmarks.md.
 from __future__ import annotations
 
 import copy
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from ostnet.models.blocks import ResBlock2d, SameBlock2d, UpBlock2d
+from ostnet.models.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d, embed
+from ostnet.models.generator_ostnet import OSTNetGenerator
+from ostnet.models.outputs import DenseMotionSource, Keypoints
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
@@ -48,13 +61,23 @@ def replace_up_blocks(model: nn.Module) -> nn.Module:
 
 
 def optimize_for_inference(
-    model: nn.Module, *, dtype: torch.dtype = torch.float32, channels_last: bool = False, subpixel: bool = True
+    model: nn.Module,
+    *,
+    dtype: torch.dtype = torch.float32,
+    channels_last: bool = False,
+    subpixel: bool = True,
+    packed: bool = False,
+    hoist: bool = False,
 ) -> nn.Module:
     """An eval-mode copy of ``model`` with batch norm folded, weights in ``dtype`` for convolutions and linear
-    layers (bf16/fp16 under autocast), and optionally channels-last convolution weights."""
+    layers (bf16/fp16 under autocast), optionally channels-last convolution weights and (CPU fp32 only)
+    pre-packed convolutions with their ReLUs fused (``packed``) and the generator's first convolution hoisted
+    into the per-source work (``hoist``)."""
     fast = fold_batchnorm(copy.deepcopy(model).eval())
     if subpixel:
         replace_up_blocks(fast)
+    if hoist:
+        hoist_first_convolution(fast)
     for p in fast.parameters():
         p.requires_grad_(False)
     if dtype != torch.float32:
@@ -63,7 +86,154 @@ def optimize_for_inference(
                 module.to(dtype)
     if channels_last:
         fast.to(memory_format=torch.channels_last)
+    if packed:
+        if dtype != torch.float32 or not packing_available():
+            raise ValueError("packed convolutions need fp32 weights and a CPU build of torch with oneDNN")
+        pack_convolutions(fast)
     return fast
+
+
+def packing_available() -> bool:
+    """oneDNN's pointwise-fused convolution exists in this torch build (CPU)."""
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+
+
+class PackedConv2d(nn.Module):
+    """A CPU fp32 ``nn.Conv2d`` (zero padding) with its weight reordered once into oneDNN's blocked layout, and the
+    ReLU that follows it fused in when ``relu``. Takes and returns (B, C, H, W) in either memory format (the
+    result is channels-last)."""
+
+    def __init__(self, conv: nn.Conv2d, relu: bool) -> None:
+        super().__init__()
+        if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+            raise ValueError("PackedConv2d needs an explicit zero padding")
+        self.args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
+        self.attr = "relu" if relu else "none"
+        weight = conv.weight.detach().float()
+        nominal = [1, conv.in_channels, 64, 64]  # the blocked layout does not depend on the input's size
+        self.packed = torch.ops.mkldnn._reorder_convolution_weight(weight, *self.args, nominal)
+        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().float(), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.ops.mkldnn._convolution_pointwise(x, self.packed, self.bias, *self.args, self.attr, [], "")
+
+
+class _ConvReLU(nn.Module):
+    """``SameBlock2d``/``DownBlock2d`` after folding: conv + ReLU in one kernel, then the block's pooling."""
+
+    def __init__(self, block: SameBlock2d) -> None:
+        super().__init__()
+        self.conv = PackedConv2d(block.conv, relu=True)
+        self.pool = getattr(block, "pool", nn.Identity())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pool(self.conv(x))
+
+
+class _PackedResBlock(nn.Module):
+    """``ResBlock2d`` after folding: x + conv2(relu(conv1'(relu(norm1(x))))), conv1' = conv1 and norm2 folded."""
+
+    def __init__(self, block: ResBlock2d) -> None:
+        super().__init__()
+        self.norm1 = block.norm1
+        self.conv1 = PackedConv2d(block.conv1, relu=True)
+        self.conv2 = PackedConv2d(block.conv2, relu=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv2(self.conv1(F.relu(self.norm1(x)))) + x
+
+
+def pack_convolutions(model: nn.Module) -> nn.Module:
+    """Replace, in place, every folded conv -> ReLU block by its packed, fused form and every other ``nn.Conv2d``
+    by a ``PackedConv2d``; returns model. Blocks whose norm did not fold keep their own ReLU."""
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            folded = isinstance(getattr(child, "norm", None), nn.Identity)
+            if type(child) in (SameBlock2d, DownBlock2d) and folded:
+                setattr(parent, name, _ConvReLU(child))
+            elif type(child) is ResBlock2d and isinstance(child.norm2, nn.Identity):
+                setattr(parent, name, _PackedResBlock(child))
+            elif type(child) is SubpixelUpBlock2d and folded:
+                child.conv, child.fused_relu = PackedConv2d(child.conv, relu=True), True
+            elif type(child) is nn.Conv2d and child.padding_mode == "zeros":
+                setattr(parent, name, PackedConv2d(child, relu=False))
+    return model
+
+
+class HoistedPrepared(NamedTuple):
+    """``PreparedSource`` and the first down block's convolution of the stem (before its ReLU, bias included)."""
+
+    image: Tensor
+    stem: Tensor
+    motion: DenseMotionSource
+    first: Tensor
+
+
+def constant_response(weight: Tensor) -> Tensor:
+    """(3, 3, O, I) tap sums of a 3x3 kernel: a 3x3 convolution (zero padding 1) of a constant image c is
+    ``S[r, s] @ c`` at a pixel in row class r and column class s (0 = first, 1 = inner, 2 = last)."""
+    taps = [slice(1, 3), slice(0, 3), slice(0, 2)]  # the kernel rows (columns) that fall inside the image
+    return torch.stack([torch.stack([weight[:, :, r, c].sum((2, 3)) for c in taps]) for r in taps])
+
+
+class HoistedDownBlock(nn.Module):
+    """The generator's first down block (conv 3x3 -> folded norm -> ReLU -> pool), split so that the
+    convolution of the stem is per-source work: ``forward`` is the block; ``shifted(first, c)`` is the block on
+    stem + c (c per channel, (B, I)) given first = conv(stem)."""
+
+    def __init__(self, block: DownBlock2d) -> None:
+        super().__init__()
+        self.conv, self.pool = block.conv, block.pool
+        self.register_buffer("response", constant_response(block.conv.weight.detach().float()), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pool(F.relu(self.conv(x)))
+
+    def shifted(self, first: Tensor, c: Tensor) -> Tensor:
+        t = torch.einsum("rsoi,bi->bors", self.response.to(c.dtype), c).to(first.dtype)  # (B, O, 3, 3)
+        pre = first + t[:, :, 1:2, 1:2]  # inner pixels; then the border rows, columns and corners
+        d = t - t[:, :, 1:2, 1:2]
+        pre[:, :, 0] += d[:, :, 0, 1:2]
+        pre[:, :, -1] += d[:, :, 2, 1:2]
+        pre[:, :, :, 0] += d[:, :, 1:2, 0]
+        pre[:, :, :, -1] += d[:, :, 1:2, 2]
+        for r, c_ in ((0, 0), (0, 2), (2, 0), (2, 2)):
+            pre[:, :, -(r == 2), -(c_ == 2)] += d[:, :, r, c_] - d[:, :, r, 1] - d[:, :, 1, c_]
+        return self.pool(F.relu(pre))
+
+
+class HoistedGenerator(OSTNetGenerator):
+    """An ``OSTNetGenerator`` whose first down block is a ``HoistedDownBlock`` (``hoist_first_convolution``)."""
+
+    def prepare_source(self, source: Tensor, kp_source: Keypoints) -> HoistedPrepared:
+        prepared = super().prepare_source(source, kp_source)
+        return HoistedPrepared(*prepared, self.down_blocks[0].conv(prepared.stem))
+
+    def encode_prepared(self, prepared: HoistedPrepared, z: Tensor | None) -> list[Tensor]:  # type: ignore[override]
+        first = self.down_blocks[0]
+        if self.z_down is None or z is None:
+            features = [prepared.stem, first.pool(F.relu(prepared.first))]
+        else:
+            features = [prepared.stem, first.shifted(prepared.first, self.z_down[0](z))]
+        for i in range(1, len(self.down_blocks)):  # f_{i+1} = F_down^i(f_i + W_i z), as in the model
+            features.append(self.down_blocks[i](embed(features[-1], z, self._layer(self.z_down, i))))
+        return features
+
+
+def hoist_first_convolution(model: nn.Module) -> nn.Module:
+    """Turn, in place, every plain ``OSTNetGenerator`` of a folded model whose first down block is a 3x3 conv
+    (padding 1, stride 1) -> folded norm -> ReLU -> pool into a ``HoistedGenerator``; returns model."""
+    for module in model.modules():
+        block = module.down_blocks[0] if type(module) is OSTNetGenerator and len(module.down_blocks) else None
+        conv = getattr(block, "conv", None)
+        if (
+            type(block) is DownBlock2d
+            and isinstance(block.norm, nn.Identity)
+            and (conv.kernel_size, conv.padding, conv.stride, conv.groups) == ((3, 3), (1, 1), (1, 1), 1)
+        ):
+            module.down_blocks[0] = HoistedDownBlock(block)
+            module.__class__ = HoistedGenerator
+    return model
 
 
 class SubpixelUpBlock2d(nn.Module):
@@ -102,6 +272,7 @@ class SubpixelUpBlock2d(nn.Module):
             if conv.bias is not None:
                 self.conv.bias.copy_(conv.bias.detach().repeat(4))
         self.norm = block.norm
+        self.fused_relu = False  # True once ``pack_convolutions`` fused the ReLU into self.conv
 
     def forward(self, x: Tensor) -> Tensor:
         b, _, h, w = x.shape
@@ -113,4 +284,5 @@ class SubpixelUpBlock2d(nn.Module):
         p = [phase.permute(0, 2, 3, 1) for phase in p]
         rows = [torch.stack(p[2 * a : 2 * a + 2], dim=3) for a in range(2)]  # (B, h, w, 2, O): phase b along w
         out = torch.stack(rows, dim=2).reshape(b, 2 * h, 2 * w, o).permute(0, 3, 1, 2)  # (B, O, 2h, 2w)
-        return F.relu(self.norm(out))
+        out = self.norm(out)
+        return out if self.fused_relu else F.relu(out)

@@ -72,7 +72,7 @@ class OSTNetGenerator(nn.Module):
         if (z is None) != (self.z_down is None):
             raise ValueError("z must be given exactly when the generator has scale embedding (SE)")
         motion = self.dense_motion_network.forward_prepared(prepared.motion, kp_driving)
-        features = self._encode_from(prepared.stem, z)
+        features = self.encode_prepared(prepared, z)
         state = None if self.compensation is None else self.compensation.begin(motion, kp_driving.value)
 
         def warped(level: int) -> Tensor:  # level 0 = the coarsest (bottleneck) feature
@@ -95,6 +95,10 @@ class OSTNetGenerator(nn.Module):
     def encode(self, image: Tensor, z: Tensor | None) -> list[Tensor]:
         """The encoder features f_1 .. f_L of an image (finest first), as Eq. 5 computes them for the source."""
         return self._encode_from(self.first(image), z)
+
+    def encode_prepared(self, prepared: PreparedSource, z: Tensor | None) -> list[Tensor]:
+        """The encoder features of the prepared source under z (the inference fast path overrides this)."""
+        return self._encode_from(prepared.stem, z)
 
     def _encode_from(self, stem: Tensor, z: Tensor | None) -> list[Tensor]:
         features = [stem]
