@@ -9,6 +9,7 @@ from torch import nn
 from ostnet.config import MODEL_PRESETS
 from ostnet.inference.animator import Animator
 from ostnet.inference.fast import (
+    SUBPIXEL_MIN_PIXELS,
     HoistedDownBlock,
     HoistedGenerator,
     PackedConv2d,
@@ -17,6 +18,7 @@ from ostnet.inference.fast import (
     optimize_for_inference,
     pack_convolutions,
     packing_available,
+    up_block_inputs,
 )
 from ostnet.models.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
 from ostnet.models.ostnet import build_model
@@ -135,11 +137,22 @@ def test_cpu_fp32_animator_uses_every_rewrite():
     assert any(isinstance(m, PackedConv2d) for m in net.modules()) == packing_available()
 
 
+def test_subpixel_only_where_the_input_is_large():
+    """Up blocks with at least 16 x 16 input pixels become sub-pixel blocks; the weight-bound small ones stay."""
+    model = build_model("tiny")
+    pixels = list(up_block_inputs(model).values())
+    fast = optimize_for_inference(model)
+    kept = sum(type(m) is UpBlock2d for m in fast.modules())
+    subpixel = sum(type(m) is SubpixelUpBlock2d for m in fast.modules())
+    assert kept == sum(p < SUBPIXEL_MIN_PIXELS for p in pixels) > 0
+    assert subpixel == sum(p >= SUBPIXEL_MIN_PIXELS for p in pixels) > 0
+
+
 def test_the_callers_model_is_untouched():
     model = randomise_norms(build_model("tiny"))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     fast = optimize_for_inference(model, dtype=torch.bfloat16, channels_last=True)
-    assert not any(isinstance(m, UpBlock2d) for m in fast.modules())
+    assert any(isinstance(m, SubpixelUpBlock2d) for m in fast.modules())
     assert all(not p.requires_grad for p in fast.parameters())
     after = model.state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)

@@ -7,6 +7,10 @@
   an ``nn.Identity``. Every ``SameBlock2d``/``DownBlock2d``/``UpBlock2d`` (conv -> norm -> ReLU) and the
   ``norm2`` of every ``ResBlock2d`` (conv1 -> norm2) folds; a ResBlock's ``norm1`` precedes its convolution
   behind a ReLU and stays.
+* **sub-pixel up blocks** (``subpixel=True``, ``SubpixelUpBlock2d``): an up block's nearest upsample + 3x3
+  convolution computed as 2x2 convolutions at the low resolution (16/36 of the multiply-adds), for every up block
+  whose input has at least 16 x 16 pixels (one blank forward pass finds them); smaller ones are weight-bound,
+  and the sub-pixel form has 16/9 more weights, so they stay as they are.
 * **bf16 weights** (``dtype=bf16``): the convolution and linear weights are stored in bf16, so autocast does
   not cast 56 M parameters on every call.
 * **channels-last** memory layout for the convolutions (``channels_last=True``).
@@ -51,11 +55,39 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
-def replace_up_blocks(model: nn.Module) -> nn.Module:
-    """Replace every ``UpBlock2d`` of ``model`` by its ``SubpixelUpBlock2d``, in place; returns model."""
+SUBPIXEL_MIN_PIXELS = 256  # below 16 x 16 input pixels an up block is weight-bound: 16/9 more weights cost more
+
+
+def up_block_inputs(model: nn.Module) -> dict[nn.Module, int]:
+    """Input pixels (H x W) of every ``UpBlock2d`` in one forward pass of ``model`` (an OSTNet) on blank
+    (source, driving) images of its size; {} for a model without ``cfg.image_size``."""
+    size = getattr(getattr(model, "cfg", None), "image_size", None)
+    if size is None:
+        return {}
+    pixels: dict[nn.Module, int] = {}
+    blocks = [m for m in model.modules() if type(m) is UpBlock2d]
+
+    def record(block: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+        pixels.setdefault(block, inputs[0].shape[-2] * inputs[0].shape[-1])
+
+    hooks = [block.register_forward_pre_hook(record) for block in blocks]
+    try:
+        with torch.no_grad():
+            blank = torch.zeros(1, model.cfg.num_channels, size, size, device=next(model.parameters()).device)
+            model(blank, blank)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return pixels
+
+
+def replace_up_blocks(model: nn.Module, pixels: dict[nn.Module, int] | None = None) -> nn.Module:
+    """Replace every ``UpBlock2d`` of ``model`` by its ``SubpixelUpBlock2d``, in place, except those whose input
+    has fewer than ``SUBPIXEL_MIN_PIXELS`` pixels in ``pixels`` (``up_block_inputs``); returns model."""
+    pixels = {} if pixels is None else pixels
     for parent in list(model.modules()):
         for name, child in parent.named_children():
-            if type(child) is UpBlock2d:
+            if type(child) is UpBlock2d and pixels.get(child, SUBPIXEL_MIN_PIXELS) >= SUBPIXEL_MIN_PIXELS:
                 setattr(parent, name, SubpixelUpBlock2d(child))
     return model
 
@@ -75,7 +107,7 @@ def optimize_for_inference(
     into the per-source work (``hoist``)."""
     fast = fold_batchnorm(copy.deepcopy(model).eval())
     if subpixel:
-        replace_up_blocks(fast)
+        replace_up_blocks(fast, up_block_inputs(fast))
     if hoist:
         hoist_first_convolution(fast)
     for p in fast.parameters():
@@ -119,14 +151,18 @@ class PackedConv2d(nn.Module):
 
 
 class _ConvReLU(nn.Module):
-    """``SameBlock2d``/``DownBlock2d`` after folding: conv + ReLU in one kernel, then the block's pooling."""
+    """``SameBlock2d``/``DownBlock2d``/``UpBlock2d`` after folding: the up block's upsampling, conv + ReLU in one
+    kernel, the down block's pooling."""
 
     def __init__(self, block: SameBlock2d) -> None:
         super().__init__()
         self.conv = PackedConv2d(block.conv, relu=True)
         self.pool = getattr(block, "pool", nn.Identity())
+        self.up = type(block) is UpBlock2d
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.up:
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
         return self.pool(self.conv(x))
 
 
@@ -149,7 +185,7 @@ def pack_convolutions(model: nn.Module) -> nn.Module:
     for parent in list(model.modules()):
         for name, child in parent.named_children():
             folded = isinstance(getattr(child, "norm", None), nn.Identity)
-            if type(child) in (SameBlock2d, DownBlock2d) and folded:
+            if type(child) in (SameBlock2d, DownBlock2d, UpBlock2d) and folded:
                 setattr(parent, name, _ConvReLU(child))
             elif type(child) is ResBlock2d and isinstance(child.norm2, nn.Identity):
                 setattr(parent, name, _PackedResBlock(child))
