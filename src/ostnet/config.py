@@ -125,6 +125,10 @@ class PECHeadConfig:
         (average of the two flows), ``featcat`` (features warped by both, concatenated, 1x1 conv), ``mmfa``
         (motion-aware multi-scale feature alignment: per-pixel, per-level soft weights).
     cap: the temporal context module (context adaptation and propagation) at the generator's bottleneck.
+    canonical_init: how E starts (the slides do not say): ``mean_face`` puts the canonical points on the mean
+        face (depth included, so that a yaw moves them from the first step) and starts the expression MLP as the
+        landmarks' expression basis; ``flat`` (our first design) spreads them at random with zero depth and a
+        zero expression MLP.
     """
 
     enabled: bool = False
@@ -138,6 +142,7 @@ class PECHeadConfig:
     # Training with data.clip_length = 1 (pairs): CAP's previous frame is simulated by the current bottleneck
     # feature shifted by up to this (frame units), the pseudo-clip (docs/design.md "PECHead: the model", CAP).
     cap_shift: float = option(0.03, bounds=(0.0, 0.5))
+    canonical_init: Literal["mean_face", "flat"] = "mean_face"
 
 
 @dataclass

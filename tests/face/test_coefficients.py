@@ -18,7 +18,10 @@ from ostnet.face.coefficients import (
     FaceCoefficients,
     canonical_face,
     frame_coefficients,
+    landmark_expression_basis,
     load_clip_coefficients,
+    mean_face_landmarks,
+    mean_face_points,
     similarity_fit,
 )
 from ostnet.geometry.rotation import euler_angles, rotate_points_2d, rotation_matrix
@@ -57,6 +60,34 @@ def test_canonical_face_is_symmetric_and_in_the_head_frame():
     nearest = np.sqrt(((canon[:, None] - mirrored[None]) ** 2).sum(-1)).min(1)
     assert nearest.max() < 1e-5  # every point has an exact mirror partner
     assert canon[263, 0] > canon[33, 0] and canon[152, 1] > canon[10, 1] and canon[1, 2] < canon[234, 2]
+
+
+def test_mean_face_in_the_model_head_frame():
+    """E's warm start: unit = half the forehead-chin distance, the nose in front (z < 0), mirror symmetric; the
+    sampled points are distinct mesh points, the first the nose tip, and the same on every call."""
+    lm = dict(zip(LANDMARK_NAMES, mean_face_landmarks(), strict=True))
+    assert lm["nose_tip"][2] < min(lm["eye_right"][2], lm["chin"][2]) - 0.2  # depth: the nose sticks out
+    np.testing.assert_allclose(lm["eye_right"] * [-1, 1, 1], lm["eye_left"], atol=1e-9)
+    assert 1.5 < lm["chin"][1] - lm["brow_right"][1] < 2.0  # brow to chin: most of the face's 2 half-heights
+    points = mean_face_points(15)
+    assert len(np.unique(points.round(6), axis=0)) == 15 and np.array_equal(points, mean_face_points(15))
+    np.testing.assert_array_equal(points[0], lm["nose_tip"])
+
+
+def test_landmark_expression_basis_follows_the_coefficient_definitions():
+    basis, lm = landmark_expression_basis(), mean_face_landmarks()
+    names = {n: i for i, n in enumerate(LANDMARK_NAMES)}
+    iod = np.linalg.norm(lm[names["eye_right"]] - lm[names["eye_left"]])
+    mouth_open = basis[0]  # one unit opens the lips by 0.5 IOD (MOUTH_OPEN_UNIT), nothing else moves
+    gap = mouth_open[names["lip_lower"], 1] - mouth_open[names["lip_upper"], 1]
+    assert gap == pytest.approx(0.5 * iod) and np.count_nonzero(mouth_open) == 2
+    width = basis[1]  # mouth_width 1 -> 2 doubles the corners' distance
+    moved = (
+        lm[names["mouth_left"]] + width[names["mouth_left"]] - lm[names["mouth_right"]] - width[names["mouth_right"]]
+    )
+    assert moved[0] == pytest.approx(2 * (lm[names["mouth_left"]] - lm[names["mouth_right"]])[0])
+    assert not basis[2:4].any()  # the eye landmarks are the eye centres: openness does not move them
+    assert basis[4, names["brow_right"], 1] == basis[5, names["brow_left"], 1] == pytest.approx(-0.14 * iod)
 
 
 def test_coefficients_mirror_and_named_values():

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 
 from ostnet.checkpoint import load_checkpoint, save_checkpoint
+from ostnet.config import model_preset
 from ostnet.errors import OstnetError
+from ostnet.face.coefficients import landmark_expression_basis
 from ostnet.geometry.rotation import rotate_points_2d
 from ostnet.geometry.tps import tps_flow
 from ostnet.geometry.warp import warp
@@ -86,6 +89,29 @@ def test_still_edit_with_zero_controls_is_the_self_reconstruction(model, frames)
     edited = _animator(model, controls=Controls(yaw=20.0, mouth_open=0.5))
     edited.set_source(frames[:1])
     assert (edited.edit() - animator.edit()).abs().max() > 1e-3  # an edit changes the (untrained) picture
+
+
+def test_mean_face_start_poses_the_mean_face(frames):
+    """canonical_init = "mean_face": at the start the expression MLP is exactly the landmarks' expression basis
+    (D(c, e) = B e for any c), and the canonical points have depth, so that a yaw moves the nose (in front)
+    further right than the eye centres (behind it): both false with the flat start."""
+    torch.manual_seed(0)
+    model = build_model("tiny-pechead").eval()
+    conditioned, num_kp = model.kp_detector.conditioned, model.cfg.keypoints.num_kp
+    basis = torch.from_numpy(landmark_expression_basis()).float()
+    with torch.no_grad():
+        e = torch.randn(3, 6)
+        canonical = conditioned.canonical_points(frames[:3])
+        offset = conditioned.deform(torch.cat([canonical.reshape(3, -1), e], dim=1)).reshape(3, -1, 3)
+        torch.testing.assert_close(offset[:, num_kp:], torch.einsum("bj,jlc->blc", e, basis), atol=1e-6, rtol=0)
+        assert not offset[:, :num_kp].any()
+        kp = model.detect(frames[:1])
+        turned = model.pose_keypoints(kp, ControlState(Controls(yaw=20.0)).apply(*(kp.coefficients,) * 3))
+    shift = (turned.landmarks - kp.landmarks)[0, :, 0]
+    assert shift[4] > shift[:2].max() + 0.01  # nose tip (index 4) vs the eye centres, frame units
+    cfg = model_preset("tiny-pechead")
+    flat = build_model(replace(cfg, pechead=replace(cfg.pechead, canonical_init="flat")))
+    assert not flat.kp_detector.conditioned.canonical.bias.reshape(-1, 3)[:, 2].any()
 
 
 def test_mmfa_weights_sum_to_one_and_equal_flows_give_the_plain_warp():

@@ -209,23 +209,65 @@ def coefficients_from_mesh(points: np.ndarray, width: int, height: int) -> FaceC
     return FaceCoefficients(pose, expression, _landmarks(points, width, height), np.array([*centre, size]))
 
 
+def _select_landmarks(points: np.ndarray) -> np.ndarray:
+    """The LANDMARK_NAMES points (NUM_LANDMARKS, D) of a (478, D) mesh."""
+    eye_right, eye_left = (0.5 * (points[e[0]] + points[e[1]]) for e in (_EYE_R, _EYE_L))
+    picked = [points[i] for i in (_BROW_R, _BROW_L, _NOSE_TIP, _MOUTH_R, _MOUTH_L, _LIP_UP, _LIP_LOW, _CHIN)]
+    return np.stack([eye_right, eye_left, *picked])
+
+
 def _landmarks(points: np.ndarray, width: int, height: int) -> np.ndarray:
     xy = points[:, :2] - 0.5  # MediaPipe's x * W is measured from the frame's edge; ours from pixel centres
-    chosen = np.stack(
-        [
-            0.5 * (xy[_EYE_R[0]] + xy[_EYE_R[1]]),
-            0.5 * (xy[_EYE_L[0]] + xy[_EYE_L[1]]),
-            xy[_BROW_R],
-            xy[_BROW_L],
-            xy[_NOSE_TIP],
-            xy[_MOUTH_R],
-            xy[_MOUTH_L],
-            xy[_LIP_UP],
-            xy[_LIP_LOW],
-            xy[_CHIN],
-        ]
-    )
-    return 2.0 * chosen / np.array([width - 1, height - 1]) - 1.0
+    return 2.0 * _select_landmarks(xy) / np.array([width - 1, height - 1]) - 1.0
+
+
+# The mean face in the model's head frame (``ostnet.models.pechead``, E): origin at the mesh mean (the placement
+# centre of ``coefficients_from_mesh``), unit = half the forehead-chin distance (the placement's ``size``), axes of
+# ``ostnet.geometry.rotation`` (z away from the camera). Used to warm-start E (docs/design.md "PECHead: the model").
+
+
+def _mean_face() -> tuple[np.ndarray, float]:
+    canon = canonical_face()
+    unit = 0.5 * float(np.linalg.norm(canon[_CHIN] - canon[_FOREHEAD]))
+    return (canon - canon.mean(0)) / unit, unit
+
+
+def mean_face_landmarks() -> np.ndarray:
+    """(NUM_LANDMARKS, 3) the predefined landmarks of the mean face in the head frame."""
+    return _select_landmarks(_mean_face()[0])
+
+
+def mean_face_points(count: int) -> np.ndarray:
+    """(count, 3) points of the mean face mesh spread over it (farthest-point sampling in the image plane,
+    starting at the nose tip; deterministic)."""
+    mesh = _mean_face()[0][:468]  # without the iris points
+    chosen = [_NOSE_TIP]
+    distance = np.linalg.norm(mesh[:, :2] - mesh[_NOSE_TIP, :2], axis=1)
+    while len(chosen) < count:
+        chosen.append(int(distance.argmax()))
+        distance = np.minimum(distance, np.linalg.norm(mesh[:, :2] - mesh[chosen[-1], :2], axis=1))
+    return mesh[chosen]
+
+
+def landmark_expression_basis() -> np.ndarray:
+    """(len(EXPRESSION_NAMES), NUM_LANDMARKS, 3): how the predefined landmarks of the mean face move (head frame)
+    per unit of each expression coefficient, from the coefficients' own definitions: mouth_open splits the
+    inner-lip gap of 0.5 IOD between the lips (outer lips moved alike); mouth_width scales the corners' distance
+    from the mouth centre; a brow unit lifts the brow by BROW_UNIT IOD. The eyes move no landmark (the eye
+    landmarks are the eye centres, which the lids' opening does not move)."""
+    landmarks = mean_face_landmarks()
+    names = {name: i for i, name in enumerate(LANDMARK_NAMES)}
+    iod = float(np.linalg.norm(landmarks[names["eye_right"]] - landmarks[names["eye_left"]]))
+    basis = np.zeros((len(EXPRESSION_NAMES), NUM_LANDMARKS, 3))
+    mouth_open, mouth_width = EXPRESSION_NAMES.index("mouth_open"), EXPRESSION_NAMES.index("mouth_width")
+    basis[mouth_open, names["lip_upper"], 1] = -0.5 * MOUTH_OPEN_UNIT * iod
+    basis[mouth_open, names["lip_lower"], 1] = 0.5 * MOUTH_OPEN_UNIT * iod
+    centre = 0.5 * (landmarks[names["mouth_right"]] + landmarks[names["mouth_left"]])
+    for corner in ("mouth_right", "mouth_left"):
+        basis[mouth_width, names[corner], 0] = landmarks[names[corner], 0] - centre[0]
+    for side in ("right", "left"):
+        basis[EXPRESSION_NAMES.index(f"brow_{side}"), names[f"brow_{side}"], 1] = -BROW_UNIT * iod
+    return basis
 
 
 COEFFICIENTS_FILE = "coefficients.npz"  # beside a clip's frames (``ostnet prepare --coefficients``)

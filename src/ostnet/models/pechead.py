@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -34,6 +35,9 @@ from ostnet.face.coefficients import (
     EXPRESSION_NAMES,
     NEUTRAL_EXPRESSION,
     NUM_LANDMARKS,
+    landmark_expression_basis,
+    mean_face_landmarks,
+    mean_face_points,
 )
 from ostnet.geometry import resize_flow, warp
 from ostnet.geometry.rotation import rotation_matrix
@@ -118,13 +122,37 @@ class ConditionedKeypoints(nn.Module):
         self.deform = nn.Sequential(
             nn.Linear(3 * points + NUM_EXPRESSION, hidden), nn.ReLU(), nn.Linear(hidden, 3 * points)
         )
-        with torch.no_grad():  # start spread over the face, flat, with no expression deformation
-            gen = torch.Generator().manual_seed(0)
-            start = torch.cat([torch.rand(points, 2, generator=gen) * 1.6 - 0.8, torch.zeros(points, 1)], dim=1)
+        with torch.no_grad():
             self.canonical.weight.mul_(0.01)
-            self.canonical.bias.copy_(start.reshape(-1))
             self.deform[-1].weight.zero_()
             self.deform[-1].bias.zero_()
+            if cfg.pechead.canonical_init == "flat":  # spread over the face, flat, no expression deformation
+                gen = torch.Generator().manual_seed(0)
+                start = torch.cat([torch.rand(points, 2, generator=gen) * 1.6 - 0.8, torch.zeros(points, 1)], dim=1)
+            else:
+                start = self._mean_face_start()
+            self.canonical.bias.copy_(start.reshape(-1))
+
+    def _mean_face_start(self) -> Tensor:
+        """``canonical_init = "mean_face"``: the canonical points start on the mean face (the learned keypoints
+        spread over its mesh, the landmarks at their places, depth included) and D starts as the landmarks'
+        expression basis ``B e`` (``landmark_expression_basis``), written into the MLP exactly: hidden units
+        2j and 2j+1 are relu(+e_j) and relu(-e_j), and the output layer maps them to +B_j and -B_j."""
+        start = torch.from_numpy(np.concatenate([mean_face_points(self.num_kp), mean_face_landmarks()])).float()
+        basis = torch.zeros(NUM_EXPRESSION, start.shape[0], 3)
+        basis[:, self.num_kp :] = torch.from_numpy(landmark_expression_basis()).float()
+        first, last = self.deform[0], self.deform[-1]
+        if first.out_features < 2 * NUM_EXPRESSION:
+            raise ValueError(f"pechead.expression_hidden must be >= {2 * NUM_EXPRESSION} for the mean-face start")
+        inputs = 3 * start.shape[0]
+        for j in range(NUM_EXPRESSION):
+            for k, sign in enumerate((1.0, -1.0)):
+                unit = 2 * j + k
+                first.weight[unit].zero_()
+                first.weight[unit, inputs + j] = sign
+                first.bias[unit] = 0.0
+                last.weight[:, unit] = sign * basis[j].reshape(-1)
+        return start
 
     def canonical_points(self, image: Tensor) -> Tensor:
         """(B, K + L, 3) canonical points of the identity in ``image``, in face half-heights."""
