@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from ostnet.checkpoint import load_checkpoint
+from ostnet.config import ModelConfig, model_preset
 from ostnet.data.synthetic import (
     Expression,
     HeadParams,
@@ -53,7 +54,6 @@ from ostnet.evaluation.evaluate import frame_jitter
 from ostnet.inference.animator import Animator
 from ostnet.inference.controls import Controls
 from ostnet.io.image import to_tensor
-from ostnet.models.ostnet import build_model
 from ostnet.models.pechead import LANDMARKS, POSE_UNIT, CoefficientRegressor
 
 EDITS = {  # name -> (Controls, how the drawing parameters change)
@@ -109,7 +109,7 @@ def _oracle_source(animator: Animator, source: torch.Tensor, params: HeadParams)
         animator.source = animator.source._replace(kp=kp, prepared=animator.net.prepare_source(source, kp))
 
 
-INSTRUMENT_POOL, INSTRUMENT_STEPS, INSTRUMENT_BATCH = 6000, 4000, 32
+INSTRUMENT_POOL, INSTRUMENT_STEPS, INSTRUMENT_BATCH = 3000, 1500, 32  # ~5 min on one CPU thread
 
 
 def instrument_heads(n: int, seed: int) -> list[HeadParams]:
@@ -132,14 +132,16 @@ def _blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(images, (2, 2, 2, 2), mode="replicate"), kernel, groups=3)
 
 
+def _instrument_config(size: int) -> ModelConfig:
+    return dataclasses.replace(model_preset("tiny-pechead"), image_size=size)
+
+
 def train_instrument(size: int, texture: float, seed: int = 0) -> CoefficientRegressor:
-    """A coefficient regressor (R̂'s architecture, twice as wide) trained on INSTRUMENT_POOL random renders with
+    """A coefficient regressor (R̂'s architecture and width) trained on INSTRUMENT_POOL random renders with
     their exact R and a random blur (sigma 0-1.2 px, so that it also reads the softer model outputs); the same
     for every model under test. Deterministic in ``seed``."""
-    cfg = build_model("tiny-pechead").cfg
-    cfg = dataclasses.replace(cfg, image_size=size, pechead=dataclasses.replace(cfg.pechead, encoder_features=16))
     torch.manual_seed(seed)
-    net = CoefficientRegressor(cfg)
+    net = CoefficientRegressor(_instrument_config(size))
     heads = instrument_heads(INSTRUMENT_POOL, seed)
     images = torch.cat([_image(h, size, texture) for h in heads])
     truth = torch.from_numpy(np.stack([head_coefficients(h).flat() for h in heads]))
@@ -163,9 +165,7 @@ def train_instrument(size: int, texture: float, seed: int = 0) -> CoefficientReg
 def load_instrument(path: Path, size: int, texture: float) -> CoefficientRegressor:
     """The cached instrument at ``path`` (trained and written there when missing)."""
     if path.is_file():
-        cfg = build_model("tiny-pechead").cfg
-        cfg = dataclasses.replace(cfg, image_size=size, pechead=dataclasses.replace(cfg.pechead, encoder_features=16))
-        net = CoefficientRegressor(cfg)
+        net = CoefficientRegressor(_instrument_config(size))
         net.load_state_dict(load_file(path))
         return net.eval()
     net = train_instrument(size, texture)
