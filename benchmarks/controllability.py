@@ -10,10 +10,14 @@ drawing parameters and compared with the model's still edit (``Animator.edit``) 
   the unedited source (no change) scores mean |true edited head - source| on it;
 * ``E landmarks``: mean distance (frame units, [-1, 1]) of the landmarks E poses with the edited coefficients
   (what drives the generator) from the true edited landmarks; doing nothing (the true source landmarks) is the
-  baseline. It judges E alone;
+  baseline. It judges E alone. ``E change``: the same for the landmarks' change (edited minus zero-edit posed
+  landmarks against true edited minus true source landmarks), which does not charge the edit with E's error at
+  zero edit; no change scores the mean true landmark displacement;
 * ``instrument``: a coefficient regressor trained once on random synthetic renders, independent of every model
   under test (``train_instrument``, cached in a file), reads the images: its landmarks on the edit, on the
-  zero-edit output and on the source, against the true edited landmarks; and the change it reads (edit minus
+  zero-edit output and on the source, against the true edited landmarks; the landmark change it reads (edit
+  minus zero-edit output) against the true change (``instrument change``, baseline as for E change); and the
+  change it reads (edit minus
   zero-edit output) in yaw, roll (degrees), mouth and eyes, beside the change it reads between the true renders
   (its own calibration). Achieved change and leakage come from it;
 * achieved change and leakage as read by the model's own regressor R̂ (kept for comparison with older runs);
@@ -37,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from ostnet.checkpoint import load_checkpoint
@@ -204,6 +209,7 @@ def edit_scores(model, heads: list[HeadParams], texture: float, instrument, orac
             own = editor.source.kp.coefficients
             with torch.inference_mode():
                 posed = model.pose_keypoints(editor.source.kp, editor.control_state.apply(own, own, own))
+            moved = (posed.landmarks[0] - editor.source.kp.landmarks[0]).numpy()
             read = {key: _readings(instrument, image) for key, image in
                     (("edit", edited), ("plain", unedited), ("source", source), ("target", target))}  # fmt: skip
             values = {
@@ -213,6 +219,10 @@ def edit_scores(model, heads: list[HeadParams], texture: float, instrument, orac
                 "change_l1": ((edited - unedited) - (target - source)).abs().mean().item(),
                 "e_landmarks": _landmark_error(posed.landmarks[0].numpy(), true_edit),
                 "e_landmarks_source": _landmark_error(true_source, true_edit),
+                "e_change": _landmark_error(
+                    posed.landmarks[0] - editor.source.kp.landmarks[0], true_edit - true_source
+                ),
+                "i_change": _landmark_error(read["edit"][1] - read["plain"][1], true_edit - true_source),
                 "i_landmarks_edit": _landmark_error(read["edit"][1], true_edit),
                 "i_landmarks_plain": _landmark_error(read["plain"][1], true_edit),
                 "i_landmarks_source": _landmark_error(read["source"][1], true_edit),
@@ -229,6 +239,8 @@ def edit_scores(model, heads: list[HeadParams], texture: float, instrument, orac
             "change_win_rate": ("change_l1", "l1_source"),  # no change scores mean |target - source|
             "e_landmarks_win_rate": ("e_landmarks", "e_landmarks_source"),
             "i_landmarks_win_rate": ("i_landmarks_edit", "i_landmarks_source"),
+            "e_change_win_rate": ("e_change", "e_landmarks_source"),  # no change scores |true edit - source|
+            "i_change_win_rate": ("i_change", "e_landmarks_source"),
         }
         entry = {f"{key}": interval(v) for key, v in rows.items() if not key.endswith(("output", "truth"))}
         entry |= {key: float(np.mean(np.asarray(rows[a]) < np.asarray(rows[b]))) for key, (a, b) in wins.items()}
@@ -236,6 +248,24 @@ def edit_scores(model, heads: list[HeadParams], texture: float, instrument, orac
             entry[key] = dict(zip(MEASURED, np.mean(rows[key], axis=0).round(3).tolist(), strict=True))
         out[name] = entry
     return out
+
+
+def edit_grid(model, heads: list[HeadParams], texture: float, edits: tuple[str, ...], path: Path) -> None:
+    """A PNG, one row per head: source, zero-edit output, then for each edit the true edited head and the
+    model's edit (3x, nearest neighbour)."""
+    size, rows = model.image_size, []
+    plain = Animator(model, device="cpu")
+    editors = {name: Animator(model, device="cpu", controls=EDITS[name][0]) for name in edits}
+    for params in heads:
+        source = _image(params, size, texture)
+        plain.set_source(source)
+        row = [source, plain.edit()]
+        for name, editor in editors.items():
+            editor.set_source(source)
+            row += [_image(EDITS[name][1](params), size, texture), editor.edit()]
+        rows.append(torch.cat(row, dim=3))
+    grid = (torch.cat(rows, dim=2)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    Image.fromarray(grid.repeat(3, axis=0).repeat(3, axis=1)).save(path)
 
 
 def test_clips(n: int, frames: int, seed: int) -> list[list[HeadParams]]:
@@ -288,6 +318,7 @@ def main() -> None:
         help="the reading instrument's weights (trained and written there when missing)",
     )
     parser.add_argument("--no-video", action="store_true", help="edits only (no reconstruction / jitter)")
+    parser.add_argument("--grid", type=Path, help="also a PNG of the first checkpoint's yaw +30 / mouth +1.0 edits")
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -313,6 +344,9 @@ def main() -> None:
         results[label] = entry
         print(label, json.dumps(entry["video"]), flush=True)
     args.output.write_text(json.dumps(results, indent=1))
+    if args.grid:
+        model = load_checkpoint(args.checkpoint[0].partition("=")[2]).eval()
+        edit_grid(model, heads[:4], args.texture, ("yaw +30", "mouth +1.0"), args.grid)
 
 
 if __name__ == "__main__":
