@@ -219,9 +219,7 @@ def edit_scores(model, heads: list[HeadParams], texture: float, instrument, orac
                 "change_l1": ((edited - unedited) - (target - source)).abs().mean().item(),
                 "e_landmarks": _landmark_error(posed.landmarks[0].numpy(), true_edit),
                 "e_landmarks_source": _landmark_error(true_source, true_edit),
-                "e_change": _landmark_error(
-                    posed.landmarks[0] - editor.source.kp.landmarks[0], true_edit - true_source
-                ),
+                "e_change": _landmark_error(moved, true_edit - true_source),
                 "i_change": _landmark_error(read["edit"][1] - read["plain"][1], true_edit - true_source),
                 "i_landmarks_edit": _landmark_error(read["edit"][1], true_edit),
                 "i_landmarks_plain": _landmark_error(read["plain"][1], true_edit),
