@@ -34,7 +34,7 @@ def _config(preset: str, root, *extra: str) -> C.TrainConfig:
     return C.apply_overrides(C.train_preset(preset), overrides)
 
 
-def _one_step(preset: str, root, *extra: str, collate=collate_training):
+def _one_step(preset: str, root, *extra: str, collate=collate_training, wrap=lambda m: m):
     cfg = _config(preset, root, *extra)
     dataset = build_dataset(cfg)
     batch = collate([dataset[i] for i in range(2)])
@@ -45,7 +45,7 @@ def _one_step(preset: str, root, *extra: str, collate=collate_training):
     objective = Objective(cfg.loss)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    result = train_step(model, objective, optimizer, scaler, batch, tps_seed=1)
+    result = train_step(wrap(model), objective, optimizer, scaler, batch, tps_seed=1)
     return model, result
 
 
@@ -80,6 +80,23 @@ def test_clip_length_one_is_plain_pair_training(synthetic_root):
     assert torch.equal(result.terms.total, expected.terms.total)
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), reference.parameters(), strict=True))
     assert model.generator.cap.gate_param.grad.abs() > 0  # the pseudo-clip still trains CAP
+
+
+def test_a_clip_step_through_ddp_is_the_plain_step(synthetic_root, tmp_path):
+    """The DDP wrapper passes the clip length on (one Gloo process here; tests/training/test_subprocess_runs.py
+    compares 2 processes with 1 on clips, slow)."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    warnings.filterwarnings("ignore", message=".*RANDOM VGG-19.*")
+    model, result = _one_step("tiny-pechead", synthetic_root)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'init'}", rank=0, world_size=1)
+    try:
+        wrapped, expected = _one_step("tiny-pechead", synthetic_root, wrap=DistributedDataParallel)
+    finally:
+        dist.destroy_process_group()
+    assert torch.equal(result.terms.total, expected.terms.total)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), wrapped.parameters(), strict=True))
 
 
 @pytest.mark.slow
