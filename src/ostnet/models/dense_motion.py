@@ -119,11 +119,15 @@ def warp_features(features: Tensor, motion: MotionField, align_corners: bool = T
     """
     h, w = features.shape[-2:]
     out = warp(features, resize_flow(motion.deformation, h, w, align_corners))
-    if motion.occlusion is not None:
-        out = out * resize_map(motion.occlusion, h, w, align_corners)
-    channels_last = features.is_contiguous(memory_format=torch.channels_last)
-    if features.dim() == 4 and channels_last and not features.is_contiguous():
-        # keep a channels-last input channels-last (the inference fast path): the generator concatenates the
-        # warped feature with a channels-last one, and a mixed concatenation costs two full copies
-        out = out.contiguous(memory_format=torch.channels_last)
-    return out
+    # a channels-last input stays channels-last (the inference fast path): the generator concatenates the warped
+    # feature with a channels-last one, and a mixed concatenation costs two full copies
+    layout = features.dim() == 4 and not features.is_contiguous()
+    layout = layout and features.is_contiguous(memory_format=torch.channels_last)
+    if motion.occlusion is None:
+        return out.contiguous(memory_format=torch.channels_last) if layout else out
+    occlusion = resize_map(motion.occlusion, h, w, align_corners)
+    if layout and not torch.is_grad_enabled():  # one pass, written in the layout (``out=`` has no gradient)
+        result = torch.empty_like(features, dtype=torch.result_type(out, occlusion))
+        return torch.mul(out, occlusion, out=result)
+    out = out * occlusion
+    return out.contiguous(memory_format=torch.channels_last) if layout else out
