@@ -11,7 +11,7 @@ from typing import Literal
 import pytest
 
 from ostnet.errors import OstnetError
-from ostnet.options import add_arguments, check_options, from_namespace, nested, option, specs
+from ostnet.options import add_arguments, check_options, declared, from_namespace, from_values, nested, option, specs
 
 
 @dataclass(frozen=True)
@@ -68,3 +68,25 @@ def test_python_construction_is_checked_too(build, message):
     with pytest.raises(OstnetError) as info:
         build()
     assert message in str(info.value)
+
+
+@declared
+class _Declared:
+    low: int = option(1, help="low end", bounds=(0, 10))
+    high: int = option(2, help="high end", bounds=(0, 10))
+
+    def __post_init__(self) -> None:
+        if self.low > self.high:
+            raise OstnetError("low above high")
+
+
+def test_declared_is_a_frozen_checked_dataclass():
+    assert _Declared() == _Declared(1, 2)
+    with pytest.raises(OstnetError, match="--high must be in"):
+        _Declared(high=11)
+    with pytest.raises(OstnetError, match="low above high"):  # the class's own check runs too
+        _Declared(low=5, high=3)
+    with pytest.raises(AttributeError):
+        _Declared().low = 3  # frozen
+    assert from_values(_Declared, {"high": 7}) == _Declared(high=7)  # options not given keep their defaults
+    assert from_values(_Toy, {"name": "n", "off": True}).inner.on is False  # a bool is "its flag is given"

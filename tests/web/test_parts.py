@@ -17,7 +17,7 @@ from ostnet.errors import OstnetError
 from ostnet.web.guard import GuardSettings, RequestGuard
 from ostnet.web.jobs import SessionFiles
 from ostnet.web.limits import WebLimits
-from ostnet.web.options import animate_parser, animate_web_options, options_for
+from ostnet.web.options import animate_parser, animate_web_options, edit_web_options, options_for
 
 # ------------------------------------------------------------------------------------------------ guard
 
@@ -150,6 +150,22 @@ def test_page_values_give_the_command_lines_options(tmp_path):
     assert options_for(values, server) == expected
     defaults = options_from_args(animate_parser().parse_args(files))
     assert options_for({"max_frames": "", "margin": None}, server) == defaults
+
+
+def test_the_page_offers_what_the_declarations_mark_for_the_web():
+    from ostnet.inference.controls import ANGLE_LIMIT, EDIT_LIMIT
+    from ostnet.inference.options import AnimateOptions, EditOptions
+    from ostnet.options import specs
+
+    assert animate_web_options() == [s for s in specs(AnimateOptions) if s.web]
+    offered = {o.dest: o for o in edit_web_options()}
+    assert list(offered) == [s.dest for s in specs(EditOptions) if s.web]
+    assert {"no_crop", "face_index", "paste_back", "yaw", "smile"} <= set(offered)
+    assert not {"source", "output", "checkpoint", "device", "recipe", "save_recipe"} & set(offered)
+    assert offered["yaw"].bounds == (-ANGLE_LIMIT, ANGLE_LIMIT) and offered["smile"].bounds == (-EDIT_LIMIT, EDIT_LIMIT)
+    server = {"source": "s.png", "output": "o.png", "checkpoint": "c"}
+    edit = options_for({"yaw": "10", "no_crop": True, "smile": None}, server, EditOptions)
+    assert (edit.controls.yaw, edit.crop, edit.controls.smile, edit.output) == (10.0, False, None, Path("o.png"))
 
 
 @pytest.mark.parametrize(
