@@ -324,6 +324,9 @@ def main() -> None:
     results = {}
     for item in args.checkpoint:
         label, _, path = item.partition("=")
+        if not Path(path).is_file():
+            print(f"{label}: {path} not found, skipped", flush=True)
+            continue
         model = load_checkpoint(path).eval()
         instrument = load_instrument(args.instrument, model.image_size, args.texture)
         entry = {"checkpoint": path, "edits": edit_scores(model, heads, args.texture, instrument)}
