@@ -147,6 +147,27 @@ def test_ostnet_config_differs_from_baseline_only_in_st_and_se(tmp_path):
     assert ost["loss"]["vgg_weights"] == "random" and ost["max_seconds"] == 10
 
 
+def test_demo_set_overrides_the_demos_settings_for_both_models(tmp_path):
+    """``ostnet demo --set``: applied to OSTNet and the Baseline after the demo's own overrides, so it wins."""
+    from ostnet.demo import training as T
+
+    extra = ("loss.pixel_weight=0", "loss.perceptual_layer_weights=[1, 1, 1, 1, 1]")
+    for baseline in (True, False):
+        cfg = D.train_config(tmp_path, baseline=baseline, batch_size=8, log_every=5, seed=3, budget_s=10, extra=extra)
+        assert cfg.loss.pixel_weight == 0 and tuple(cfg.loss.perceptual_layer_weights) == (1, 1, 1, 1, 1)
+    default = D.train_config(tmp_path, baseline=False, batch_size=8, log_every=5, seed=3, budget_s=10)
+    assert default.loss.pixel_weight == T.PIXEL_WEIGHT > 0
+    assert T.demo_overrides(None, extra)[-2:] == extra  # listed in the report after the demo's own
+
+
+def test_bad_demo_set_is_refused_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert cli.main(["demo", "--quick", "--set", "loss.no_such_option=1", "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--set" in err and "no_such_option" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Bad input and interruption
 # ------------------------------------------------------------------------------------------------------------

@@ -128,6 +128,11 @@ class DemoConfig:
         "auto", help="perceptual-loss VGG: auto (ImageNet if `ostnet weights install` ran, else random), "
         "imagenet (required), random",
     )  # fmt: skip
+    overrides: tuple[str, ...] = option(
+        (), flag="--set", metavar="KEY=VALUE",
+        help="config override of both models, after the demo's own settings (listed in the report), "
+        "e.g. --set loss.pixel_weight=0 (repeatable)",
+    )  # fmt: skip
 
     @property
     def plan(self) -> DemoPlan:
@@ -231,7 +236,8 @@ def train_models(
     than the budget; it may use up to BASELINE_TIME_FACTOR times the budget when the machine slows down.
     """
     out, plan = Path(cfg.output), cfg.plan
-    common = {"batch_size": plan.batch_size, "log_every": plan.log_every, "seed": cfg.seed, "features": features}
+    common = {"batch_size": plan.batch_size, "log_every": plan.log_every, "seed": cfg.seed, "features": features,
+              "extra": cfg.overrides}  # fmt: skip
     ostnet_cfg = train_config(data_root, baseline=False, budget_s=cfg.budget_s, **common)
     ostnet = train_one(OSTNET, ostnet_cfg, out / "runs" / "ostnet", out / "models", device, cfg.progress)
     _say(f"      {OSTNET}: {ostnet.steps} steps in {ostnet.seconds:.0f} s")
@@ -295,8 +301,17 @@ def _ssim_by_pair(eval_dir: Path, label: str) -> dict[int, float]:
 # ------------------------------------------------------------------------------------------------------------
 
 
+def _check_overrides(cfg: DemoConfig) -> None:
+    """A bad ``--set`` is refused before anything is written."""
+    try:
+        train_config(Path("."), baseline=False, batch_size=1, log_every=1, seed=0, budget_s=1, extra=cfg.overrides)
+    except (ValueError, TypeError) as exc:
+        raise OstnetError(f"--set: {exc}") from None
+
+
 def run_demo(cfg: DemoConfig) -> DemoResult:
     """Run every stage (see the module docstring) into ``cfg.output``; returns where the report is."""
+    _check_overrides(cfg)
     start = time.perf_counter()
     output = Path(cfg.output).expanduser()
     device = resolve_device(cfg.device).type
@@ -345,8 +360,8 @@ def _run_stages(cfg: DemoConfig, device: str, start: float) -> DemoResult:
         command=cfg.command, quick=cfg.quick, machine=machine, budget_s=cfg.budget_s, plan=asdict(plan),
         models=models, summaries=summaries, ssim_difference=paired_difference(ssim[0], ssim[1]),
         loss_png=loss_curves_png(models), examples=examples, animation=animation, notes=notes,
-        seconds=time.perf_counter() - start, overrides=demo_overrides(features), features=features.description,
-        reference=reference, rectification=rectification,
+        seconds=time.perf_counter() - start, overrides=demo_overrides(features, cfg.overrides),
+        features=features.description, reference=reference, rectification=rectification,
     )  # fmt: skip
     report = write_report(out / "report.html", data)
     summary = _write_summary(out / "demo.json", data)
@@ -362,6 +377,7 @@ def _write_summary(path: Path, data: ReportData) -> Path:
         "seconds": round(data.seconds, 1),
         "machine": data.machine,
         "budget_s_per_model": data.budget_s,
+        "overrides": list(data.overrides),
         "models": [
             {
                 "label": m.label,

@@ -66,8 +66,9 @@ def choose_features(choice: str = "auto") -> PerceptualFeatures:
     return PerceptualFeatures('loss.vgg_weights="random"', "RANDOM VGG-19", False)
 
 
-def demo_overrides(features: PerceptualFeatures | None = None) -> tuple[str, ...]:
-    """The overrides of the ``tiny`` preset shared by both demo models (listed in the report)."""
+def demo_overrides(features: PerceptualFeatures | None = None, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The overrides of the ``tiny`` preset shared by both demo models (listed in the report), then the
+    user's ``extra`` ones (``ostnet demo --set``), which win."""
     features = features if features is not None else choose_features("random")
     return (
         features.override,
@@ -76,6 +77,7 @@ def demo_overrides(features: PerceptualFeatures | None = None) -> tuple[str, ...
         f"loss.pixel_weight={PIXEL_WEIGHT}",
         f"model.keypoints.num_kp={NUM_KP}",
         f"optim.lr={LEARNING_RATE}",
+        *extra,
     )
 
 
@@ -107,12 +109,14 @@ def train_config(
     budget_s: float,
     max_steps: int | None = None,
     features: PerceptualFeatures | None = None,
+    extra: tuple[str, ...] = (),
 ):
     """The TrainConfig of one demo model: the ``tiny`` preset (ST + SE), or with ``baseline`` the same model
-    without them, with ``demo_overrides()``, no intermediate checkpoints or image grids and ``max_seconds``."""
+    without them, with ``demo_overrides(features, extra)``, no intermediate checkpoints or image grids and
+    ``max_seconds``."""
 
     overrides = [
-        *demo_overrides(features),
+        *demo_overrides(features, extra),
         f"data.root={json.dumps(str(data_root))}",
         f"data.batch_size={batch_size}",
         "data.num_workers=0",
