@@ -62,6 +62,30 @@ def test_init_loads_matching_tensors_reports_the_rest_and_freeze_keeps_them(make
     )
 
 
+def test_train_command_prints_what_init_loaded_left_fresh_ignored_and_froze(synthetic_root, baseline_checkpoint,
+                                                                           tmp_path, capsys, one_thread):  # fmt: skip
+    """``ostnet train --init --freeze`` tells the user the counts per module group (init.json has the names)."""
+    from safetensors.torch import save_file
+    from tests.training.conftest import FAST_OVERRIDES
+
+    state = load_file(str(baseline_checkpoint))
+    state["unrelated.weight"] = torch.zeros(2)  # a tensor the model does not have: ignored, and said so
+    checkpoint = tmp_path / "with-extra.safetensors"
+    save_file(state, str(checkpoint))
+    sets = [arg for o in FAST_OVERRIDES for arg in ("--set", o)]
+    argv = ["train", "--preset", "tiny", "--data", str(synthetic_root), "--output", str(tmp_path / "run"), *sets,
+            "--max-steps", "1", "--quiet", "--init", str(checkpoint), "--freeze", "kp_detector"]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*RANDOM VGG-19.*")
+        assert main(argv) == 0
+    err = capsys.readouterr().err
+    recorded = json.loads((tmp_path / "run" / "init.json").read_text())
+    loaded, fresh, frozen = len(recorded["loaded"]), len(recorded["fresh"]), len(recorded["frozen"])
+    assert loaded == len(state) - 1 and fresh > 0 and recorded["ignored"].keys() == {"unrelated.weight"}
+    assert f"loaded {loaded} tensors" in err and f"fresh {fresh} (" in err and "ignored 1 (unrelated 1)" in err
+    assert f"--freeze: {frozen} loaded tensors stay fixed (kp_detector {frozen})" in err
+
+
 def test_init_bad_input_is_one_line_and_writes_nothing(make_config, synthetic_root, tmp_path, capsys):
     torch.manual_seed(0)
     other = tmp_path / "other.safetensors"
