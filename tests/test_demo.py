@@ -288,6 +288,9 @@ def test_report_states_the_features_and_the_source_copy_lpips():
     html = R.render_report(data)
     assert "<td>0.432</td>" in html and "uses ImageNet VGG-16 features" in html and "Pretrained" in html
     assert "uses RANDOM VGG-19 features</b>. <b>Not pretrained" in R.render_report(_fake_report(0.70, 0.80))
+    assert "no pixel L1 term, as in the paper" in html
+    data.pixel_weight = 5.0
+    assert "a pixel L1 term that the paper does not have (<code>loss.pixel_weight=5</code>" in R.render_report(data)
 
 
 def test_report_cautions_when_both_models_are_worse_than_copying_the_source():

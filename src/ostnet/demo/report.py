@@ -23,6 +23,7 @@ from ostnet.demo.template import (
     FEATURES_NOTES,
     LOSS_CAPTION,
     NOT_BETTER_NOTE,
+    PIXEL_NOTES,
     QUICK_NOTE,
     RECTIFICATION_NOTE,
     SETUP_ITEMS,
@@ -208,6 +209,7 @@ class ReportData:
     seconds: float = 0.0
     overrides: tuple[str, ...] = ()  # the demo's overrides of the tiny preset, shared by both models
     features: str = "RANDOM VGG-19"  # the perceptual loss's VGG (``choose_features``)
+    pixel_weight: float = 0.0  # ``loss.pixel_weight`` of both models (not in the paper; 0: no pixel L1 term)
     reference: Reference | None = None
     rectification: Rectification | None = None
 
@@ -360,7 +362,8 @@ def _setup(data: ReportData) -> str:
     overrides = " ".join(f"<code>{esc(o)}</code>" for o in data.overrides)
     fields = {**p, **p["clips"], "scale_range": tuple(p["scale_range"]), "budget": data.budget_s,
               "pairs": 2 * p["eval_pairs"], "overrides": overrides, "features": esc(data.features),
-              "features_note": FEATURES_NOTES[data.features.startswith("ImageNet")]}  # fmt: skip
+              "features_note": FEATURES_NOTES[data.features.startswith("ImageNet")],
+              "pixel_note": PIXEL_NOTES[data.pixel_weight > 0].format(pixel_weight=data.pixel_weight)}  # fmt: skip
     items = [item.format(**fields) for item in SETUP_ITEMS] + [esc(n) for n in data.notes]
     return tag("ul", "".join(tag("li", i) for i in items), class_="notes")
 

