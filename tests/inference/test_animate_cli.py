@@ -158,7 +158,11 @@ def test_ctrl_c_leaves_no_partial_output(shared_dir, tmp_path, tiny_checkpoint):
     cmd = _cli("--source", shared_dir / "data/portraits/s42.jpg", "--driving", shared_dir / "data/clips/d6.mp4",
                "--checkpoint", tiny_checkpoint, "--output", out_dir / "o.mp4", "--frames", out_dir / "frames",
                "--batch-size", 2, "--quiet")  # fmt: skip
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C as a terminal delivers it: the child starts with SIGINT's default disposition. A test run started in
+    # the background of a non-interactive shell (`make test &`) inherits SIGINT ignored, and Python then never
+    # installs its handler, so the run would finish untouched (exit 0).
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     try:
         deadline = time.monotonic() + 120  # a guard against hanging, not a timing assertion
         # the video's temporary file (".o.<hex>.part.mp4"): encoding has started; the frames folder's may only
