@@ -98,12 +98,14 @@ def test_fold_and_subpixel_blocks_are_exact():
     torch.testing.assert_close(SubpixelUpBlock2d(up)(x), expected_up, rtol=0, atol=1e-5)
 
 
-def test_hoisted_first_convolution_is_exact():
+@pytest.mark.parametrize("size", [(6, 10), (2, 4)])
+def test_hoisted_first_convolution_is_exact(size):
     """block(stem + c) = pool(relu(conv(stem) + conv(c))): the constant's response is exact on the inner pixels,
-    the four border lines and the four corners (a non-square map with a different c per sample)."""
+    the four border lines and the four corners (a non-square map with a different c per sample; a map of two
+    rows has no inner row)."""
     torch.manual_seed(0)
     block = fold_batchnorm(randomise_norms(DownBlock2d(5, 4)))
-    stem, c = torch.randn(1, 5, 6, 10), torch.randn(3, 5)
+    stem, c = torch.randn(1, 5, *size), torch.randn(3, 5)
     hoisted = HoistedDownBlock(block)
     expected = block(stem + c[:, :, None, None])
     torch.testing.assert_close(

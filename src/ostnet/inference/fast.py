@@ -233,8 +233,9 @@ class HoistedDownBlock(nn.Module):
         pre[:, :, -1] += d[:, :, 2, 1:2]
         pre[:, :, :, 0] += d[:, :, 1:2, 0]
         pre[:, :, :, -1] += d[:, :, 1:2, 2]
-        for r, c_ in ((0, 0), (0, 2), (2, 0), (2, 2)):
-            pre[:, :, -(r == 2), -(c_ == 2)] += d[:, :, r, c_] - d[:, :, r, 1] - d[:, :, 1, c_]
+        edge = {0: 0, 2: -1}  # class -> index; a corner has its row's and its column's correction already
+        for r, col in ((0, 0), (0, 2), (2, 0), (2, 2)):
+            pre[:, :, edge[r], edge[col]] += d[:, :, r, col] - d[:, :, r, 1] - d[:, :, 1, col]
         return self.pool(pre.relu_())  # pre is a fresh tensor: in place saves a 256-px allocation
 
 
