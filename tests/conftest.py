@@ -15,6 +15,9 @@ weights there; later sessions reuse both after checking their pinned sha256. ``r
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +36,30 @@ def unavailable(message: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{message} (CI must have it: see .ci/run)")
     pytest.skip(message)
+
+
+def signal_while_writing(cmd: list[str], env: dict[str, str], folder: Path, name: str, signum: int) -> tuple[int, str]:
+    """Run ``cmd``; once the temporary file of output ``name`` (``.<stem>.<hex>.part<suffix>``) appears in
+    ``folder`` (encoding has started), send ``signum``; return (exit status, stderr).
+
+    The child starts with SIGINT's default disposition, as a terminal's Ctrl-C finds it: a test run started in
+    the background of a non-interactive shell inherits SIGINT ignored, and an interrupt that arrived before a
+    library installed a handler would then be lost. Other temporaries (a frames folder's) may only appear at the
+    end of a run, when a signal can arrive after the process has finished, so only the named output counts."""
+    stem = f".{Path(name).stem}."
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600  # a guard against hanging, not a timing assertion
+        while not any(p.name.startswith(stem) and ".part" in p.name for p in folder.iterdir()):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the temporary output never appeared"
+            time.sleep(0.05)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    return proc.returncode, err
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 import zlib
 from pathlib import Path
@@ -32,7 +31,7 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
-from tests.conftest import unavailable
+from tests.conftest import signal_while_writing, unavailable
 
 from ostnet import config as C
 from ostnet.checkpoint import save_checkpoint
@@ -500,19 +499,11 @@ def test_sigterm_during_animate_cleans_up_and_exits_143(world, tmp_path):
     out.mkdir()
     argv = animate(world, "--output", str(out / "o.mp4"), "--frames", str(out / "frames"), "--batch-size", "1")
     argv[argv.index(str(world / "clip.mp4"))] = str(clip)
-    proc = subprocess.Popen([sys.executable, "-m", "ostnet.cli", *argv], env=_env(), stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 600  # a guard against hanging, not a timing assertion
-        while not any(".part" in p.name for p in out.iterdir()):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the temporary output never appeared"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
+    returncode, err = signal_while_writing(
+        [sys.executable, "-m", "ostnet.cli", *argv], _env(), out, "o.mp4", signal.SIGTERM
+    )
     lines = [line for line in err.splitlines() if line.strip()]
-    assert proc.returncode == 143, err
+    assert returncode == 143, err
     assert lines == ["ostnet animate: terminated; no partial output was kept"], err
     assert list(out.iterdir()) == []
 

@@ -7,12 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from tests.conftest import signal_while_writing
 
 from ostnet.cli import main
 from ostnet.commands.animate import MODES as CLI_MODES
@@ -158,26 +158,10 @@ def test_ctrl_c_leaves_no_partial_output(shared_dir, tmp_path, tiny_checkpoint):
     cmd = _cli("--source", shared_dir / "data/portraits/s42.jpg", "--driving", shared_dir / "data/clips/d6.mp4",
                "--checkpoint", tiny_checkpoint, "--output", out_dir / "o.mp4", "--frames", out_dir / "frames",
                "--batch-size", 2, "--quiet")  # fmt: skip
-    # Ctrl-C as a terminal delivers it: the child starts with SIGINT's default disposition. A test run started in
-    # the background of a non-interactive shell (`make test &`) inherits SIGINT ignored, and Python then never
-    # installs its handler, so the run would finish untouched (exit 0).
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120  # a guard against hanging, not a timing assertion
-        # the video's temporary file (".o.<hex>.part.mp4"): encoding has started; the frames folder's may only
-        # appear at the end of a run, and an interrupt sent then can arrive after the process has finished
-        while not any(p.name.startswith(".o.") and ".part" in p.name for p in out_dir.iterdir()):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the temporary output never appeared"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
+    returncode, err = signal_while_writing(cmd, _env(), out_dir, "o.mp4", signal.SIGINT)
     # 130 from the CLI's handler; -SIGINT when the interrupt landed inside a native PyRun_* call (CPython then
     # flags it as unhandled and re-raises SIGINT at exit even though the CLI caught it). Both mean Ctrl-C.
-    assert proc.returncode in (130, -signal.SIGINT), err
+    assert returncode in (130, -signal.SIGINT), err
     assert "interrupted; no partial output was kept" in err
     assert list(out_dir.iterdir()) == []
 
