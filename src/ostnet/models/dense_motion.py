@@ -123,11 +123,6 @@ def warp_features(features: Tensor, motion: MotionField, align_corners: bool = T
     # feature with a channels-last one, and a mixed concatenation costs two full copies
     layout = features.dim() == 4 and not features.is_contiguous()
     layout = layout and features.is_contiguous(memory_format=torch.channels_last)
-    if motion.occlusion is None:
-        return out.contiguous(memory_format=torch.channels_last) if layout else out
-    occlusion = resize_map(motion.occlusion, h, w, align_corners)
-    if layout and not torch.is_grad_enabled():  # one pass, written in the layout (``out=`` has no gradient)
-        result = torch.empty_like(features, dtype=torch.result_type(out, occlusion))
-        return torch.mul(out, occlusion, out=result)
-    out = out * occlusion
+    if motion.occlusion is not None:
+        out = out * resize_map(motion.occlusion, h, w, align_corners)
     return out.contiguous(memory_format=torch.channels_last) if layout else out
