@@ -176,6 +176,11 @@ def animate(w: Path, *extra: str, source: str = "face.png", driving: str = "clip
     return [*args, "--checkpoint", str(w / f"{ckpt}.safetensors"), *extra]
 
 
+def to_video(**inputs: str):
+    """The argv of ``animate`` into the world's o.mp4, as a table entry (a function of the world folder)."""
+    return lambda w: animate(w, "--output", str(w / "o.mp4"), **inputs)
+
+
 def _failing(world: Path, capsys, argv: list[str], expect: str, status: int = 2) -> None:
     before = snapshot(world)
     code, lines, err = run_cli(argv, capsys)
@@ -338,42 +343,42 @@ def test_cleanup_touches_only_ostnet_names(tmp_path):
 
 RESOURCES = {
     "checkpoint-config-asks-for-2^20-widths": (  # refused by the config's bounds before any shape is compared
-        lambda w: animate(w, "--output", str(w / "o.mp4"), ckpt="huge"),
+        to_video(ckpt="huge"),
         "generator.block_expansion must be in",
         {},
     ),
     "checkpoint-config-asks-for-4096-widths": (  # in bounds: refused by the comparison with the stored shapes
-        lambda w: animate(w, "--output", str(w / "o.mp4"), ckpt="wide"),
+        to_video(ckpt="wide"),
         "does not match the stored tensors",
         {},
     ),
     "checkpoint-config-another-num_kp": (
-        lambda w: animate(w, "--output", str(w / "o.mp4"), ckpt="mismatch"),
+        to_video(ckpt="mismatch"),
         "does not match the stored tensors",
         {},
     ),
     "checkpoint-missing-a-tensor": (
-        lambda w: animate(w, "--output", str(w / "o.mp4"), ckpt="missing"),
+        to_video(ckpt="missing"),
         "1 missing",
         {},
     ),
     "png-claiming-60000x60000": (
-        lambda w: animate(w, "--output", str(w / "o.mp4"), source="bomb.png"),
+        to_video(source="bomb.png"),
         "over the limit of 64; set OSTNET_MAX_IMAGE_MEGAPIXELS",
         {},
     ),
     "video-frame-over-the-limit": (
-        lambda w: animate(w, "--output", str(w / "o.mp4")),
+        to_video(),
         "set OSTNET_MAX_FRAME_MEGAPIXELS",
         {"OSTNET_MAX_FRAME_MEGAPIXELS": "0.001"},
     ),
     "video-longer-than-the-limit": (
-        lambda w: animate(w, "--output", str(w / "o.mp4")),
+        to_video(),
         "6 frames is over the limit of 3",
         {"OSTNET_MAX_VIDEO_FRAMES": "3"},
     ),
     "limit-variable-not-a-number": (
-        lambda w: animate(w, "--output", str(w / "o.mp4")),
+        to_video(),
         "OSTNET_MAX_VIDEO_FRAMES='many': must be a positive number",
         {"OSTNET_MAX_VIDEO_FRAMES": "many"},
     ),
