@@ -129,6 +129,10 @@ class PECHeadConfig:
         face (depth included, so that a yaw moves them from the first step) and starts the expression MLP as the
         landmarks' expression basis; ``flat`` (our first design) spreads them at random with zero depth and a
         zero expression MLP.
+    expression_code: beyond the paper (whose G sees motion only; False is its setting): the decoder also
+        receives the change of the expression coefficients (driving minus source), added to every up-block's
+        input as OSTNet adds its scale code z (Sec. 3.3, Eq. 5), so that it can paint what no warp of the
+        source holds (an open mouth's inside); no change adds nothing (docs/design.md "PECHead: the model").
     """
 
     enabled: bool = False
@@ -143,6 +147,7 @@ class PECHeadConfig:
     # feature shifted by up to this (frame units), the pseudo-clip (docs/design.md "PECHead: the model", CAP).
     cap_shift: float = option(0.03, bounds=(0.0, 0.5))
     canonical_init: Literal["mean_face", "flat"] = "mean_face"
+    expression_code: bool = False
 
 
 @dataclass
@@ -468,7 +473,7 @@ def _tiny_codebooks() -> ModelConfig:
 
 def _pechead(name: str, fusion: str = "mmfa", cap: bool = True, st: bool = False) -> ModelConfig:
     """PECHead at 256x256: K = 15 learned keypoints (no Jacobians: they follow from pose and expression) and the
-    10 predefined landmarks, OSTNet's generator with skips; ``st``: with OSTNet's scale transformation + SE."""
+    16 predefined landmarks, OSTNet's generator with skips; ``st``: with OSTNet's scale transformation + SE."""
     return ModelConfig(
         name=name,
         keypoints=KeypointDetectorConfig(estimate_jacobian=False),

@@ -26,6 +26,7 @@ from ostnet.data.dataset import (
 )
 from ostnet.data.transforms import apply_color_jitter, horizontal_flip, resize_image, sample_color_jitter
 from ostnet.errors import OstnetError
+from ostnet.face.coefficients import COEFFICIENT_DIM
 
 SIZE = 16
 VIDEOS = ["A#v0#000000#000006.mp4", "A#v1#000000#000006.mp4", "A#v2#000000#000006.mp4", "B#v0.mp4"]
@@ -261,10 +262,11 @@ def test_clips_are_consecutive_frames_of_one_video_flattened_clip_by_clip(coded_
     length = 3
     dataset = _plain(coded_root, clip_length=length, time_flip=True, flip=True, num_repeats=12, coefficients=True)
     items = [dataset[i] for i in range(len(dataset))]
-    assert items[0].driving.shape == (length, 3, SIZE, SIZE) and items[0].coefficients.shape == (length + 1, 32)
+    assert items[0].driving.shape == (length, 3, SIZE, SIZE)
+    assert items[0].coefficients.shape == (length + 1, COEFFICIENT_DIM)
     batch = collate_training(items)
     assert batch.clip_length == length and batch.source.shape == (len(items) * length, 3, SIZE, SIZE)
-    assert batch.coefficients.shape == (len(items) * length, 2, 32) and batch.alpha.shape == (len(items) * length,)
+    assert batch.coefficients.shape == (len(items) * length, 2, COEFFICIENT_DIM) and batch.alpha.shape == (len(items) * length,)
     assert batch.index.tolist() == [i for i in range(len(items)) for _ in range(length)]
     forward = []
     for b, item in enumerate(items):

@@ -23,7 +23,9 @@ from ostnet.face.coefficients import (
     mean_face_landmarks,
     mean_face_points,
     similarity_fit,
+    stack_coefficients,
 )
+from ostnet.errors import OstnetError
 from ostnet.geometry.rotation import euler_angles, rotate_points_2d, rotation_matrix
 from ostnet.io.video import read_frames
 
@@ -79,14 +81,19 @@ def test_landmark_expression_basis_follows_the_coefficient_definitions():
     names = {n: i for i, n in enumerate(LANDMARK_NAMES)}
     iod = np.linalg.norm(lm[names["eye_right"]] - lm[names["eye_left"]])
     mouth_open = basis[0]  # one unit opens the lips by 0.5 IOD (MOUTH_OPEN_UNIT), nothing else moves
-    gap = mouth_open[names["lip_lower"], 1] - mouth_open[names["lip_upper"], 1]
-    assert gap == pytest.approx(0.5 * iod) and np.count_nonzero(mouth_open) == 2
+    for outer, inner in (("lip_lower", "lip_upper"), ("lip_inner_lower", "lip_inner_upper")):  # lips alike
+        assert mouth_open[names[outer], 1] - mouth_open[names[inner], 1] == pytest.approx(0.5 * iod)
+    assert np.count_nonzero(mouth_open) == 4
     width = basis[1]  # mouth_width 1 -> 2 doubles the corners' distance
     moved = (
         lm[names["mouth_left"]] + width[names["mouth_left"]] - lm[names["mouth_right"]] - width[names["mouth_right"]]
     )
     assert moved[0] == pytest.approx(2 * (lm[names["mouth_left"]] - lm[names["mouth_right"]])[0])
-    assert not basis[2:4].any()  # the eye landmarks are the eye centres: openness does not move them
+    for index, side in ((2, "right"), (3, "left")):  # eye 1 -> 0 closes the lids onto the middle, eye centres stay
+        upper, lower = names[f"lid_upper_{side}"], names[f"lid_lower_{side}"]
+        closed = lm - basis[index]
+        assert lm[lower, 1] - lm[upper, 1] > 0.02 and np.allclose(closed[upper], closed[lower])
+        assert np.count_nonzero(basis[index].any(axis=1)) == 2
     assert basis[4, names["brow_right"], 1] == basis[5, names["brow_left"], 1] == pytest.approx(-0.14 * iod)
 
 
@@ -113,6 +120,12 @@ def test_synthetic_ground_truth():
     lm = dict(zip(LANDMARK_NAMES, base.landmarks, strict=True))
     assert lm["eye_right"][0] < lm["nose_tip"][0] < lm["eye_left"][0]  # subject's right eye on the image left
     assert lm["eye_right"][1] < lm["nose_tip"][1] < lm["lip_upper"][1] < lm["lip_lower"][1] < lm["chin"][1]
+    assert lm["lip_upper"][1] < lm["lip_inner_upper"][1] <= lm["lip_inner_lower"][1] < lm["lip_lower"][1]
+    turned_lm = dict(zip(LANDMARK_NAMES, head_coefficients(_synthetic(mouth=0.8, eye=0.3)).landmarks, strict=True))
+    for side in ("right", "left"):  # the lid gap is the eye coefficient's (0.3 of the open eye's), centred on the eye
+        gaps = [d[f"lid_lower_{side}"][1] - d[f"lid_upper_{side}"][1] for d in (lm, turned_lm)]
+        assert gaps[1] == pytest.approx(0.3 * gaps[0]) and gaps[0] > 0
+        assert 0.5 * (lm[f"lid_lower_{side}"] + lm[f"lid_upper_{side}"]) == pytest.approx(lm[f"eye_{side}"])
     # Roll turns the (yaw-free) landmarks about the face centre, clockwise on screen.
     rolled = head_coefficients(_synthetic(roll=math.radians(15)))
     centre = torch.zeros(1, 2)
@@ -192,3 +205,13 @@ def test_prepare_stores_coefficients_beside_the_frames(shared_dir, tmp_path):
         direct = estimate(np.asarray(Image.open(clip / "0000000.png").convert("RGB")))
     assert np.allclose(first.pose, direct.pose, atol=0.5)
     assert sorted(p.name for p in clip.iterdir() if not p.name.endswith(".png")) == [COEFFICIENTS_FILE]
+
+
+def test_coefficients_of_the_old_landmark_layout_are_refused_in_one_line(tmp_path):
+    """A coefficients.npz written with the first, 10-landmark layout: a one-line error that says what to do."""
+    arrays = stack_coefficients([FaceCoefficients()])
+    arrays["landmarks"] = arrays["landmarks"][:, :10]
+    np.savez(tmp_path / COEFFICIENTS_FILE, **arrays)
+    with pytest.raises(OstnetError, match=r"10 predefined landmarks, this ostnet uses 16; run `ostnet prepare") as e:
+        load_clip_coefficients(tmp_path)
+    assert "\n" not in str(e.value)

@@ -91,6 +91,31 @@ def test_still_edit_with_zero_controls_is_the_self_reconstruction(model, frames)
     assert (edited.edit() - animator.edit()).abs().max() > 1e-3  # an edit changes the (untrained) picture
 
 
+def test_expression_code_adds_the_expression_change_to_the_decoder(frames):
+    """pechead.expression_code: with the driving's expression equal to the source's the code adds nothing (the
+    output is the model's with the code's weights at zero); a mouth change reaches the decoder through it."""
+    torch.manual_seed(0)
+    cfg = model_preset("tiny-pechead")
+    m = build_model(replace(cfg, pechead=replace(cfg.pechead, expression_code=True))).eval()
+    assert [layer.in_features for layer in m.generator.expression_up] == [6] * len(m.generator.up_blocks)
+    source = frames[:1]
+    with torch.no_grad():
+        kp = m.detect(source)
+        prepared = m.prepare_source(source, kp)
+        own, opened = kp.coefficients, kp.coefficients.clone()
+        opened[:, 3] += 0.8  # mouth_open
+        same = m.generate(prepared, m.pose_keypoints(kp, own), None).prediction
+        moved = m.generate(prepared, m.pose_keypoints(kp, opened), None).prediction
+        saved = [layer.weight.clone() for layer in m.generator.expression_up]
+        for layer in m.generator.expression_up:
+            layer.weight.zero_()
+        torch.testing.assert_close(m.generate(prepared, m.pose_keypoints(kp, own), None).prediction, same, atol=0, rtol=0)
+        without = m.generate(prepared, m.pose_keypoints(kp, opened), None).prediction
+        for layer, weight in zip(m.generator.expression_up, saved, strict=True):
+            layer.weight.copy_(weight)
+    assert (moved - without).abs().max() > 1e-3
+
+
 def test_mean_face_start_poses_the_mean_face(frames):
     """canonical_init = "mean_face": at the start the expression MLP is exactly the landmarks' expression basis
     (D(c, e) = B e for any c), and the canonical points have depth, so that a yaw moves the nose (in front)

@@ -14,6 +14,7 @@ from torch.utils.data import default_collate
 
 from ostnet import config as C
 from ostnet.data.dataset import collate_training
+from ostnet.face.coefficients import COEFFICIENT_DIM
 from ostnet.losses.objective import Objective
 from ostnet.models.ostnet import build_model
 from ostnet.training.trainer import Trainer, build_dataset, train_step
@@ -39,7 +40,7 @@ def _one_step(preset: str, root, *extra: str, collate=collate_training, wrap=lam
     dataset = build_dataset(cfg)
     batch = collate([dataset[i] for i in range(2)])
     frames = 2 * cfg.data.clip_length
-    assert batch.coefficients.shape == (frames, 2, 32) and torch.isfinite(batch.coefficients).all()
+    assert batch.coefficients.shape == (frames, 2, COEFFICIENT_DIM) and torch.isfinite(batch.coefficients).all()
     torch.manual_seed(0)
     model = build_model(cfg.model).train()
     objective = Objective(cfg.loss)

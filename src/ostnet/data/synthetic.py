@@ -361,13 +361,19 @@ def head_coefficients(params: HeadParams) -> FaceCoefficients:
     half_w = ident.mouth_width * ident.face_aspect * expr.mouth_width
     gap = 0.32 * expr.mouth_open
     tip_y = -0.02 + ident.nose_length + 0.05
+    lid = 0.7 * ident.eye_size * expr.eye_open  # half the lid gap (``_draw_eyes``)
     flat = np.array(
         [[-eye_x, eye_y], [eye_x, eye_y], [-eye_x, brow_y], [eye_x, brow_y], [-half_w, 0.52], [half_w, 0.52],
          [0.0, 0.52 - 0.05 - 0.5 * gap], [0.0, 0.52 + 0.07 + 0.5 * gap]]
     )  # fmt: skip
+    inner = np.array(
+        [[-eye_x, eye_y - lid], [-eye_x, eye_y + lid], [eye_x, eye_y - lid], [eye_x, eye_y + lid],
+         [0.0, 0.52 - 0.5 * gap], [0.0, 0.52 + 0.5 * gap]]
+    )  # fmt: skip
     points = painter.project(flat, 0.0)
     points.insert(4, painter.project(np.array([[0.0, tip_y]]), 0.12)[0])
     points.append(painter.project(np.array([[0.0, 1.0]]), None)[0])
+    points += painter.project(inner, 0.0)
     landmarks = np.asarray(points) - 0.5
     pose = (math.degrees(params.pose.yaw), 0.0, math.degrees(params.pose.roll))
     eye, brow = expr.eye_open, expr.brow_raise

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ostnet.errors import OstnetError
 from ostnet.face.mesh import FaceMesh
 from ostnet.geometry.rotation import euler_angles
 from ostnet.io.atomic import atomic_write
@@ -51,8 +52,14 @@ LANDMARK_NAMES = (
     "lip_upper",
     "lip_lower",
     "chin",
+    "lid_upper_right",
+    "lid_lower_right",
+    "lid_upper_left",
+    "lid_lower_left",
+    "lip_inner_upper",
+    "lip_inner_lower",
 )
-LANDMARK_MIRROR = (1, 0, 3, 2, 4, 6, 5, 7, 8, 9)
+LANDMARK_MIRROR = (1, 0, 3, 2, 4, 6, 5, 7, 8, 9, 12, 13, 10, 11, 14, 15)
 NUM_COEFFICIENTS = len(POSE_NAMES) + len(EXPRESSION_NAMES)
 NUM_LANDMARKS = len(LANDMARK_NAMES)
 COEFFICIENT_DIM = NUM_COEFFICIENTS + 3 + 2 * NUM_LANDMARKS  # ``FaceCoefficients.flat``
@@ -213,7 +220,8 @@ def _select_landmarks(points: np.ndarray) -> np.ndarray:
     """The LANDMARK_NAMES points (NUM_LANDMARKS, D) of a (478, D) mesh."""
     eye_right, eye_left = (0.5 * (points[e[0]] + points[e[1]]) for e in (_EYE_R, _EYE_L))
     picked = [points[i] for i in (_BROW_R, _BROW_L, _NOSE_TIP, _MOUTH_R, _MOUTH_L, _LIP_UP, _LIP_LOW, _CHIN)]
-    return np.stack([eye_right, eye_left, *picked])
+    lids = [points[i] for i in (*_EYE_R[2:], *_EYE_L[2:], _LIP_IN_UP, _LIP_IN_LOW)]
+    return np.stack([eye_right, eye_left, *picked, *lids])
 
 
 def _landmarks(points: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -253,20 +261,24 @@ def landmark_expression_basis() -> np.ndarray:
     """(len(EXPRESSION_NAMES), NUM_LANDMARKS, 3): how the predefined landmarks of the mean face move (head frame)
     per unit of each expression coefficient, from the coefficients' own definitions: mouth_open splits the
     inner-lip gap of 0.5 IOD between the lips (outer lips moved alike); mouth_width scales the corners' distance
-    from the mouth centre; a brow unit lifts the brow by BROW_UNIT IOD. The eyes move no landmark (the eye
-    landmarks are the eye centres, which the lids' opening does not move)."""
+    from the mouth centre; a brow unit lifts the brow by BROW_UNIT IOD; an eye coefficient scales the lid gap
+    relative to the mean face's, split between the two lids (the eye centres do not move)."""
     landmarks = mean_face_landmarks()
     names = {name: i for i, name in enumerate(LANDMARK_NAMES)}
     iod = float(np.linalg.norm(landmarks[names["eye_right"]] - landmarks[names["eye_left"]]))
     basis = np.zeros((len(EXPRESSION_NAMES), NUM_LANDMARKS, 3))
     mouth_open, mouth_width = EXPRESSION_NAMES.index("mouth_open"), EXPRESSION_NAMES.index("mouth_width")
-    basis[mouth_open, names["lip_upper"], 1] = -0.5 * MOUTH_OPEN_UNIT * iod
-    basis[mouth_open, names["lip_lower"], 1] = 0.5 * MOUTH_OPEN_UNIT * iod
+    for lip, sign in (("upper", -1.0), ("lower", 1.0)):
+        basis[mouth_open, [names[f"lip_{lip}"], names[f"lip_inner_{lip}"]], 1] = sign * 0.5 * MOUTH_OPEN_UNIT * iod
     centre = 0.5 * (landmarks[names["mouth_right"]] + landmarks[names["mouth_left"]])
     for corner in ("mouth_right", "mouth_left"):
         basis[mouth_width, names[corner], 0] = landmarks[names[corner], 0] - centre[0]
     for side in ("right", "left"):
         basis[EXPRESSION_NAMES.index(f"brow_{side}"), names[f"brow_{side}"], 1] = -BROW_UNIT * iod
+        upper, lower = names[f"lid_upper_{side}"], names[f"lid_lower_{side}"]
+        gap = landmarks[lower] - landmarks[upper]  # the mean face's lid gap (eye coefficient 1)
+        basis[EXPRESSION_NAMES.index(f"eye_{side}"), upper] = -0.5 * gap
+        basis[EXPRESSION_NAMES.index(f"eye_{side}"), lower] = 0.5 * gap
     return basis
 
 
@@ -306,7 +318,13 @@ def load_clip_coefficients(folder: Path) -> dict[str, np.ndarray] | None:
     if not path.is_file():
         return None
     with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in ("pose", "expression", "landmarks", "placement", "found")}
+        arrays = {key: data[key] for key in ("pose", "expression", "landmarks", "placement", "found")}
+    if arrays["landmarks"].shape[1:] != (NUM_LANDMARKS, 2):
+        raise OstnetError(
+            f"{path}: written with {arrays['landmarks'].shape[1]} predefined landmarks, this ostnet uses "
+            f"{NUM_LANDMARKS}; run `ostnet prepare --coefficients` on the dataset again"
+        )
+    return arrays
 
 
 def flat_coefficients(arrays: dict[str, np.ndarray]) -> np.ndarray:

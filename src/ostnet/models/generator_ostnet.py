@@ -48,6 +48,7 @@ class OSTNetGenerator(nn.Module):
         # up block j maps level L-j to level L-j-1; its input is c_{L-j} (+ skip concat below the bottleneck)
         up_in = [ch[-1]] + [skip * ch[i] for i in range(levels - 2, 0, -1)]
         up_out = [ch[i] for i in range(levels - 2, -1, -1)]
+        self.up_widths = up_in
         self.up_blocks = nn.ModuleList(UpBlock2d(i, o) for i, o in zip(up_in, up_out, strict=True))
         self.final = nn.Conv2d(skip * ch[0], cfg.num_channels, kernel_size=1)
         if g.scale_embedding:

@@ -2,11 +2,11 @@
 
 The slides (seed-systems.md §2) name the parts; everything inside them is our design (docs/design.md "PECHead"):
 
-    R(I)     face coefficients: pose (yaw, pitch, roll), expression (6), placement (cx, cy, size), 10 predefined
+    R(I)     face coefficients: pose (yaw, pitch, roll), expression (6), placement (cx, cy, size), 16 predefined
              landmarks. From data (MediaPipe / synthetic truth, ``ostnet.face.coefficients``) when given, else
              from ``CoefficientRegressor`` (trained to match them), so that every ostnet path works on images.
     E        learned landmarks conditioned on pose and expression: canonical 3-D points c (K learned keypoints +
-             the 10 landmarks) of the SOURCE, moved by the expression and posed:
+             the 16 landmarks) of the SOURCE, moved by the expression and posed:
                  x = (cx, cy) + size * P(Rot(yaw, pitch, roll) (c + D(c, expression)))
              (P drops depth). Driving keypoints use the source's c with the driving's R; edits change R.
     G        FOMM dense motion from the learned keypoints (flow_k, occlusion) + a thin-plate-spline flow from the
@@ -56,7 +56,7 @@ LANDMARKS = slice(12, 12 + 2 * NUM_LANDMARKS)
 _GRID = 4  # spatial cells kept by E's and R's image encoders
 POSE_UNIT = 30.0  # degrees: the regressor predicts pose / POSE_UNIT
 # Fixed border points of the landmark TPS (the frame's corners and edge middles stay in place).
-_ANCHORS = [(x, y) for x in (-1.0, 0.0, 1.0) for y in (-1.0, 0.0, 1.0) if (x, y) != (0.0, 0.0)]
+ANCHORS = [(x, y) for x in (-1.0, 0.0, 1.0) for y in (-1.0, 0.0, 1.0) if (x, y) != (0.0, 0.0)]
 
 
 class HeadMotion(NamedTuple):
@@ -252,7 +252,7 @@ class TemporalContext(nn.Module):
     def step(self, feature: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """One frame (N, C, h, w) with the previous state -> (output, new state)."""
         u = torch.sigmoid(self.update(torch.cat([state, feature], dim=1)))
-        state = (1 - u) * state + u * feature
+        state = state + u * (feature - state)  # (1 - u) h + u f, written so that h = f stays exactly f
         return feature + self.gate * self.adapt(torch.cat([state - feature, feature], dim=1)), state
 
     def run(self, clips: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -274,6 +274,7 @@ class TemporalContext(nn.Module):
 class PECPrepared(NamedTuple):
     base: PreparedSource
     landmarks: Tensor  # (B, L, 2) source landmarks
+    expression: Tensor  # (B, NUM_EXPRESSION) the source's expression coefficients
 
 
 class PECHeadGenerator(OSTNetGenerator):
@@ -289,12 +290,16 @@ class PECHeadGenerator(OSTNetGenerator):
         self.fusers = nn.ModuleList(FeatureFusion(c, p.fusion) for c in ch)  # level i (0 = finest)
         self.cap = TemporalContext(ch[-1]) if p.cap else None
         self.cap_shift = p.cap_shift
+        self.expression_up = None  # pechead.expression_code: W^e_j, like OSTNet's W^w_j for z
+        if p.expression_code:
+            self.expression_up = nn.ModuleList(nn.Linear(NUM_EXPRESSION, c, bias=False) for c in self.up_widths)
 
     def prepare_source(self, source: Tensor, kp_source: HeadMotion) -> PECPrepared:  # type: ignore[override]
-        return PECPrepared(super().prepare_source(source, kp_source), kp_source.landmarks)
+        expression = kp_source.coefficients[:, EXPRESSION]
+        return PECPrepared(super().prepare_source(source, kp_source), kp_source.landmarks, expression)
 
     def landmark_flow(self, source: Tensor, driving: Tensor, height: int, width: int) -> Tensor:
-        anchors = torch.tensor(_ANCHORS, dtype=source.dtype, device=source.device).expand(source.shape[0], -1, -1)
+        anchors = torch.tensor(ANCHORS, dtype=source.dtype, device=source.device).expand(source.shape[0], -1, -1)
         return tps_flow(
             torch.cat([source, anchors], 1), torch.cat([driving, anchors], 1), height, width, self.regularization
         )
@@ -333,8 +338,10 @@ class PECHeadGenerator(OSTNetGenerator):
         levels = len(features)
         bottleneck = self.fuse(levels - 1, features[-1], flows, motion.occlusion)
         out = self.bottleneck(self._temporal(bottleneck, temporal, clip_length))
+        change = kp_driving.coefficients[:, EXPRESSION] - prepared.expression  # expression code (no bias: 0 adds 0)
         for j, block in enumerate(self.up_blocks):
-            out = block(embed(out, z, self._layer(self.z_up, j)))
+            out = embed(embed(out, z, self._layer(self.z_up, j)), change, self._layer(self.expression_up, j))
+            out = block(out)
             out = torch.cat([out, self.fuse(levels - j - 2, features[-j - 2], flows, motion.occlusion)], dim=1)
         prediction = torch.sigmoid(self.final(out))
         effective = {"kp": flows[0], "lmk": flows[1]}.get(self.fusion, 0.5 * (flows[0] + flows[1]))
