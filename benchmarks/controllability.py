@@ -22,7 +22,9 @@ drawing parameters and compared with the model's still edit (``Animator.edit``) 
   (its own calibration). Achieved change and leakage come from it;
 * achieved change and leakage as read by the model's own regressor R̂ (kept for comparison with older runs);
 * reconstruction and jitter on test clips (source = frame 0, every frame driving, in order): L1 and the jitter
-  of ``ostnet evaluate`` (mean |Δ result - Δ ground truth|), with CAP on/off (gate 0) and motion smoothing.
+  of ``ostnet evaluate`` (mean |Δ result - Δ ground truth|), with CAP on/off (gate 0) and motion smoothing;
+* ``--landmark-warp SIZE`` (no model): the landmark flow's ceiling, the source warped by the model's landmark
+  thin-plate spline from the exact source landmarks to the exact edited ones, scored like an edit.
 
 Intervals are 95 % bootstrap intervals of the mean over heads / clips (one training seed per model).
 
@@ -56,10 +58,13 @@ from ostnet.data.synthetic import (
     sample_sequence,
 )
 from ostnet.evaluation.evaluate import frame_jitter
+from ostnet.face.coefficients import NUM_LANDMARKS
+from ostnet.geometry import warp
+from ostnet.geometry.tps import tps_flow
 from ostnet.inference.animator import Animator
 from ostnet.inference.controls import Controls
 from ostnet.io.image import to_tensor
-from ostnet.models.pechead import LANDMARKS, POSE_UNIT, CoefficientRegressor
+from ostnet.models.pechead import ANCHORS, LANDMARKS, POSE_UNIT, CoefficientRegressor
 
 EDITS = {  # name -> (Controls, how the drawing parameters change)
     "yaw +15": (Controls(yaw=15.0), lambda p: _pose(p, yaw=p.pose.yaw + math.radians(15))),
@@ -210,41 +215,80 @@ def edit_scores(model, heads: list[HeadParams], texture: float, instrument, orac
             with torch.inference_mode():
                 posed = model.pose_keypoints(editor.source.kp, editor.control_state.apply(own, own, own))
             moved = (posed.landmarks[0] - editor.source.kp.landmarks[0]).numpy()
-            read = {key: _readings(instrument, image) for key, image in
-                    (("edit", edited), ("plain", unedited), ("source", source), ("target", target))}  # fmt: skip
-            values = {
-                "l1_edit": (edited - target).abs().mean().item(),
-                "l1_source": (source - target).abs().mean().item(),
-                "l1_plain": (unedited - target).abs().mean().item(),
-                "change_l1": ((edited - unedited) - (target - source)).abs().mean().item(),
+            values = _image_scores(instrument, (edited, unedited, source, target), (true_source, true_edit))
+            values |= {
                 "e_landmarks": _landmark_error(posed.landmarks[0].numpy(), true_edit),
-                "e_landmarks_source": _landmark_error(true_source, true_edit),
                 "e_change": _landmark_error(moved, true_edit - true_source),
-                "i_change": _landmark_error(read["edit"][1] - read["plain"][1], true_edit - true_source),
-                "i_landmarks_edit": _landmark_error(read["edit"][1], true_edit),
-                "i_landmarks_plain": _landmark_error(read["plain"][1], true_edit),
-                "i_landmarks_source": _landmark_error(read["source"][1], true_edit),
-                "i_landmarks_target": _landmark_error(read["target"][1], true_edit),
-                "i_delta_output": read["edit"][0] - read["plain"][0],
-                "i_delta_truth": read["target"][0] - read["source"][0],
                 "r_delta_output": _read(plain, edited) - _read(plain, unedited),
                 "r_delta_truth": _read(plain, target) - _read(plain, source),
             }
             for key, value in values.items():
                 rows.setdefault(key, []).append(value)
-        wins = {
-            "win_rate_vs_source": ("l1_edit", "l1_source"),
-            "change_win_rate": ("change_l1", "l1_source"),  # no change scores mean |target - source|
-            "e_landmarks_win_rate": ("e_landmarks", "e_landmarks_source"),
-            "i_landmarks_win_rate": ("i_landmarks_edit", "i_landmarks_source"),
-            "e_change_win_rate": ("e_change", "e_landmarks_source"),  # no change scores |true edit - source|
-            "i_change_win_rate": ("i_change", "e_landmarks_source"),
-        }
-        entry = {f"{key}": interval(v) for key, v in rows.items() if not key.endswith(("output", "truth"))}
-        entry |= {key: float(np.mean(np.asarray(rows[a]) < np.asarray(rows[b]))) for key, (a, b) in wins.items()}
-        for key in ("i_delta_output", "i_delta_truth", "r_delta_output", "r_delta_truth"):
+        out[name] = _summary(rows)
+    return out
+
+
+def _image_scores(instrument, images, landmarks) -> dict:
+    """The scores that need only images: (edit, zero-edit output, source, true edited head) and the true
+    (source, edited) landmarks."""
+    edited, unedited, source, target = images
+    true_source, true_edit = landmarks
+    read = {key: _readings(instrument, image) for key, image in
+            (("edit", edited), ("plain", unedited), ("source", source), ("target", target))}  # fmt: skip
+    return {
+        "l1_edit": (edited - target).abs().mean().item(),
+        "l1_source": (source - target).abs().mean().item(),
+        "l1_plain": (unedited - target).abs().mean().item(),
+        "change_l1": ((edited - unedited) - (target - source)).abs().mean().item(),
+        "e_landmarks_source": _landmark_error(true_source, true_edit),
+        "i_change": _landmark_error(read["edit"][1] - read["plain"][1], true_edit - true_source),
+        "i_landmarks_edit": _landmark_error(read["edit"][1], true_edit),
+        "i_landmarks_plain": _landmark_error(read["plain"][1], true_edit),
+        "i_landmarks_source": _landmark_error(read["source"][1], true_edit),
+        "i_landmarks_target": _landmark_error(read["target"][1], true_edit),
+        "i_delta_output": read["edit"][0] - read["plain"][0],
+        "i_delta_truth": read["target"][0] - read["source"][0],
+    }
+
+
+def _summary(rows: dict[str, list]) -> dict:
+    """Means with intervals, win rates against doing nothing, and the mean readings of one edit's rows."""
+    wins = {
+        "win_rate_vs_source": ("l1_edit", "l1_source"),
+        "change_win_rate": ("change_l1", "l1_source"),  # no change scores mean |target - source|
+        "e_landmarks_win_rate": ("e_landmarks", "e_landmarks_source"),
+        "i_landmarks_win_rate": ("i_landmarks_edit", "i_landmarks_source"),
+        "e_change_win_rate": ("e_change", "e_landmarks_source"),  # no change scores |true edit - source|
+        "i_change_win_rate": ("i_change", "e_landmarks_source"),
+    }
+    entry = {f"{key}": interval(v) for key, v in rows.items() if not key.endswith(("output", "truth"))}
+    won = {key: (a, b) for key, (a, b) in wins.items() if a in rows}  # E's rows exist only with a model
+    entry |= {key: float(np.mean(np.asarray(rows[a]) < np.asarray(rows[b]))) for key, (a, b) in won.items()}
+    for key in ("i_delta_output", "i_delta_truth", "r_delta_output", "r_delta_truth"):
+        if key in rows:
             entry[key] = dict(zip(MEASURED, np.mean(rows[key], axis=0).round(3).tolist(), strict=True))
-        out[name] = entry
+    return entry
+
+
+def landmark_warp_scores(heads: list[HeadParams], size: int, texture: float, instrument, regularization: float) -> dict:
+    """The ceiling of the landmark flow: the source warped by the landmark TPS (the model's, same anchors and
+    smoothing) from the exact source landmarks to the exact edited ones, scored as an edit (the zero-edit
+    output is the source itself). No model: what predefined landmarks alone can move."""
+    out = {}
+    for name, (_, change) in EDITS.items():
+        rows: dict[str, list] = {}
+        for params in heads:
+            edited_params = change(params)
+            source, target = _image(params, size, texture), _image(edited_params, size, texture)
+            true = head_coefficients(params).landmarks, head_coefficients(edited_params).landmarks
+            lm_source, lm_edit = (torch.from_numpy(t).float()[None] for t in true)
+            anchors = torch.tensor(ANCHORS, dtype=torch.float32)[None]
+            flow = tps_flow(torch.cat([lm_source, anchors], 1), torch.cat([lm_edit, anchors], 1), size, size,
+                            regularization)  # fmt: skip
+            values = _image_scores(instrument, (warp(source, flow), source, source, target), true)
+            for key, value in values.items():
+                rows.setdefault(key, []).append(value)
+        out[name] = _summary(rows)
     return out
 
 
@@ -302,7 +346,7 @@ def video_scores(model, clips, texture: float, smooth: str = "none", cap: bool =
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", action="append", required=True, metavar="LABEL=PATH")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="LABEL=PATH")
     parser.add_argument("--heads", type=int, default=32)
     parser.add_argument("--clips", type=int, default=8)
     parser.add_argument("--frames", type=int, default=24)
@@ -312,16 +356,25 @@ def main() -> None:
     parser.add_argument(
         "--instrument",
         type=Path,
-        default=Path("runs/controllability_instrument.safetensors"),
+        default=Path(f"runs/controllability_instrument_{NUM_LANDMARKS}.safetensors"),
         help="the reading instrument's weights (trained and written there when missing)",
     )
     parser.add_argument("--no-video", action="store_true", help="edits only (no reconstruction / jitter)")
+    parser.add_argument(
+        "--landmark-warp", type=int, metavar="SIZE", help="also the exact landmark warp's scores at SIZE px (no model)"
+    )
     parser.add_argument("--grid", type=Path, help="also a PNG of the first checkpoint's yaw +30 / mouth +1.0 edits")
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
     heads, clips = test_heads(args.heads, 1), test_clips(args.clips, args.frames, 2)
     results = {}
+    if args.landmark_warp:
+        instrument = load_instrument(args.instrument, args.landmark_warp, args.texture)
+        regularization = model_preset("tiny-pechead").pechead.tps_regularization
+        warped = landmark_warp_scores(heads, args.landmark_warp, args.texture, instrument, regularization)
+        results["landmark warp (exact)"] = {"edits": warped}
+        print("landmark warp", json.dumps({k: v["i_change"] for k, v in warped.items()}), flush=True)
     for item in args.checkpoint:
         label, _, path = item.partition("=")
         if not Path(path).is_file():

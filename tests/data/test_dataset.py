@@ -266,7 +266,8 @@ def test_clips_are_consecutive_frames_of_one_video_flattened_clip_by_clip(coded_
     assert items[0].coefficients.shape == (length + 1, COEFFICIENT_DIM)
     batch = collate_training(items)
     assert batch.clip_length == length and batch.source.shape == (len(items) * length, 3, SIZE, SIZE)
-    assert batch.coefficients.shape == (len(items) * length, 2, COEFFICIENT_DIM) and batch.alpha.shape == (len(items) * length,)
+    assert batch.coefficients.shape == (len(items) * length, 2, COEFFICIENT_DIM)
+    assert batch.alpha.shape == (len(items) * length,)
     assert batch.index.tolist() == [i for i in range(len(items)) for _ in range(length)]
     forward = []
     for b, item in enumerate(items):

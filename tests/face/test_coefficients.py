@@ -11,6 +11,7 @@ from PIL import Image
 
 from ostnet.cli import main
 from ostnet.data.synthetic import Expression, HeadParams, Pose, head_coefficients, render_head, sample_identity
+from ostnet.errors import OstnetError
 from ostnet.face.coefficients import (
     COEFFICIENTS_FILE,
     LANDMARK_NAMES,
@@ -25,7 +26,6 @@ from ostnet.face.coefficients import (
     similarity_fit,
     stack_coefficients,
 )
-from ostnet.errors import OstnetError
 from ostnet.geometry.rotation import euler_angles, rotate_points_2d, rotation_matrix
 from ostnet.io.video import read_frames
 

@@ -109,7 +109,8 @@ def test_expression_code_adds_the_expression_change_to_the_decoder(frames):
         saved = [layer.weight.clone() for layer in m.generator.expression_up]
         for layer in m.generator.expression_up:
             layer.weight.zero_()
-        torch.testing.assert_close(m.generate(prepared, m.pose_keypoints(kp, own), None).prediction, same, atol=0, rtol=0)
+        zeroed = m.generate(prepared, m.pose_keypoints(kp, own), None).prediction
+        torch.testing.assert_close(zeroed, same, atol=0, rtol=0)
         without = m.generate(prepared, m.pose_keypoints(kp, opened), None).prediction
         for layer, weight in zip(m.generator.expression_up, saved, strict=True):
             layer.weight.copy_(weight)
