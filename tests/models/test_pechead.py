@@ -182,6 +182,26 @@ def test_cap_with_gate_zero_is_the_per_frame_model(model, frames):
     assert model.generator.cap.gate.abs() > 0.1
 
 
+def test_a_frame_on_its_own_is_the_first_frame_of_a_video(model, frames):
+    """Independent pairs and still edits (temporal "none") run CAP as a one-frame video (h_0 = f_0), the state a
+    video's first frame gets, not with CAP left out: a model trained with CAP is the same model on one frame."""
+    source, driving = frames[:1], frames[1:3]
+    video = _animator(model, controls=Controls(pose="absolute"))
+    video.set_source(source)
+    first = video.animate(driving[:1]).prediction
+    pairs = video.animate_pairs(source.expand(2, -1, -1, -1), driving)
+    torch.testing.assert_close(pairs[:1], first, atol=1e-6, rtol=0)
+    with torch.no_grad():
+        saved = model.generator.cap.gate_param.clone()
+        model.generator.cap.gate_param.zero_()
+    try:
+        without = video.animate_pairs(source.expand(2, -1, -1, -1), driving)
+    finally:
+        with torch.no_grad():
+            model.generator.cap.gate_param.copy_(saved)
+    assert not torch.equal(pairs, without)  # CAP acts on a single frame too (left out, gate 0 changed nothing)
+
+
 def test_cap_still_video_constant_batching_invariant_and_reset(model, frames):
     source, driving = frames[:1], frames[1:]
     animator = _animator(model)

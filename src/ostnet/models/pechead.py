@@ -324,7 +324,8 @@ class PECHeadGenerator(OSTNetGenerator):
         temporal: str = "none",
         clip_length: int = 1,
     ) -> GeneratorOutput:
-        """``temporal``: "none" (per frame), "video" (CAP over the batch in order, state kept), "clips" (the batch
+        """``temporal``: "none" (every frame on its own: the first frame of a one-frame video, h_0 = f_0; a still
+        edit and independent evaluation pairs), "video" (CAP over the batch in order, state kept), "clips" (the batch
         is clips of ``clip_length`` consecutive frames, each run in order from a fresh state: training) or
         "train" (pairs: CAP on a simulated previous frame, the pseudo-clip; see docs/design.md)."""
         base = prepared.base
@@ -351,8 +352,10 @@ class PECHeadGenerator(OSTNetGenerator):
         return GeneratorOutput(prediction=prediction, deformed=deformed, motion=field)
 
     def _temporal(self, feature: Tensor, temporal: str, clip_length: int) -> Tensor:
-        if self.cap is None or temporal == "none":
+        if self.cap is None:
             return feature
+        if temporal == "none":  # each frame a video of its own: CAP's step from h = f (what frame 0 of a video gets)
+            return self.cap.step(feature, feature)[0]
         if temporal == "video":
             return self.cap(feature)
         if temporal == "clips":
