@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ostnet.checkpoint import load_checkpoint, save_checkpoint
-from ostnet.config import model_preset
+from ostnet.config import apply_overrides, model_preset, train_preset
 from ostnet.errors import OstnetError
 from ostnet.face.coefficients import landmark_expression_basis
 from ostnet.geometry.rotation import rotate_points_2d
@@ -95,8 +95,8 @@ def test_expression_code_adds_the_expression_change_to_the_decoder(frames):
     """pechead.expression_code: with the driving's expression equal to the source's the code adds nothing (the
     output is the model's with the code's weights at zero); a mouth change reaches the decoder through it."""
     torch.manual_seed(0)
-    cfg = model_preset("tiny-pechead")
-    m = build_model(replace(cfg, pechead=replace(cfg.pechead, expression_code=True))).eval()
+    cfg = apply_overrides(train_preset("tiny-pechead"), ["model.pechead.expression_code=true"]).model  # --set
+    m = build_model(cfg).eval()
     assert [layer.in_features for layer in m.generator.expression_up] == [6] * len(m.generator.up_blocks)
     source = frames[:1]
     with torch.no_grad():
