@@ -212,6 +212,7 @@ def test_coefficients_of_the_old_landmark_layout_are_refused_in_one_line(tmp_pat
     arrays = stack_coefficients([FaceCoefficients()])
     arrays["landmarks"] = arrays["landmarks"][:, :10]
     np.savez(tmp_path / COEFFICIENTS_FILE, **arrays)
-    with pytest.raises(OstnetError, match=r"10 predefined landmarks, this ostnet uses 16; run `ostnet prepare") as e:
+    expected = r"10 predefined landmarks, this ostnet uses 16; write them again \(`ostnet prepare .*`ostnet synth`"
+    with pytest.raises(OstnetError, match=expected) as e:
         load_clip_coefficients(tmp_path)
     assert "\n" not in str(e.value)

@@ -322,7 +322,8 @@ def load_clip_coefficients(folder: Path) -> dict[str, np.ndarray] | None:
     if arrays["landmarks"].shape[1:] != (NUM_LANDMARKS, 2):
         raise OstnetError(
             f"{path}: written with {arrays['landmarks'].shape[1]} predefined landmarks, this ostnet uses "
-            f"{NUM_LANDMARKS}; run `ostnet prepare --coefficients` on the dataset again"
+            f"{NUM_LANDMARKS}; write them again (`ostnet prepare --coefficients`, or `ostnet synth` for "
+            "synthetic heads)"
         )
     return arrays
 
