@@ -60,11 +60,10 @@ from ostnet.data.synthetic import (
 from ostnet.evaluation.evaluate import frame_jitter
 from ostnet.face.coefficients import NUM_LANDMARKS
 from ostnet.geometry import warp
-from ostnet.geometry.tps import tps_flow
 from ostnet.inference.animator import Animator
 from ostnet.inference.controls import Controls
 from ostnet.io.image import to_tensor
-from ostnet.models.pechead import ANCHORS, LANDMARKS, POSE_UNIT, CoefficientRegressor
+from ostnet.models.pechead import LANDMARKS, POSE_UNIT, CoefficientRegressor, landmark_flow
 
 EDITS = {  # name -> (Controls, how the drawing parameters change)
     "yaw +15": (Controls(yaw=15.0), lambda p: _pose(p, yaw=p.pose.yaw + math.radians(15))),
@@ -282,9 +281,7 @@ def landmark_warp_scores(heads: list[HeadParams], size: int, texture: float, ins
             source, target = _image(params, size, texture), _image(edited_params, size, texture)
             true = head_coefficients(params).landmarks, head_coefficients(edited_params).landmarks
             lm_source, lm_edit = (torch.from_numpy(t).float()[None] for t in true)
-            anchors = torch.tensor(ANCHORS, dtype=torch.float32)[None]
-            flow = tps_flow(torch.cat([lm_source, anchors], 1), torch.cat([lm_edit, anchors], 1), size, size,
-                            regularization)  # fmt: skip
+            flow = landmark_flow(lm_source, lm_edit, size, size, regularization)
             values = _image_scores(instrument, (warp(source, flow), source, source, target), true)
             for key, value in values.items():
                 rows.setdefault(key, []).append(value)
@@ -366,6 +363,10 @@ def main() -> None:
     parser.add_argument("--grid", type=Path, help="also a PNG of the first checkpoint's yaw +30 / mouth +1.0 edits")
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args()
+    if not (args.checkpoint or args.landmark_warp):
+        parser.error("nothing to measure: give --checkpoint LABEL=PATH and/or --landmark-warp SIZE")
+    if args.grid and not args.checkpoint:
+        parser.error("--grid draws the first checkpoint's edits: give --checkpoint")
     torch.set_num_threads(1)
     heads, clips = test_heads(args.heads, 1), test_clips(args.clips, args.frames, 2)
     results = {}

@@ -56,7 +56,14 @@ LANDMARKS = slice(12, 12 + 2 * NUM_LANDMARKS)
 _GRID = 4  # spatial cells kept by E's and R's image encoders
 POSE_UNIT = 30.0  # degrees: the regressor predicts pose / POSE_UNIT
 # Fixed border points of the landmark TPS (the frame's corners and edge middles stay in place).
-ANCHORS = [(x, y) for x in (-1.0, 0.0, 1.0) for y in (-1.0, 0.0, 1.0) if (x, y) != (0.0, 0.0)]
+_ANCHORS = [(x, y) for x in (-1.0, 0.0, 1.0) for y in (-1.0, 0.0, 1.0) if (x, y) != (0.0, 0.0)]
+
+
+def landmark_flow(source: Tensor, driving: Tensor, height: int, width: int, regularization: float) -> Tensor:
+    """flow_l: the thin-plate spline taking the driving landmarks (B, L, 2) to the source's, with the frame-border
+    anchors fixed, as a (B, height, width, 2) sampling grid (``pechead.tps_regularization`` smooths it)."""
+    anchors = torch.tensor(_ANCHORS, dtype=source.dtype, device=source.device).expand(source.shape[0], -1, -1)
+    return tps_flow(torch.cat([source, anchors], 1), torch.cat([driving, anchors], 1), height, width, regularization)
 
 
 class HeadMotion(NamedTuple):
@@ -299,10 +306,7 @@ class PECHeadGenerator(OSTNetGenerator):
         return PECPrepared(super().prepare_source(source, kp_source), kp_source.landmarks, expression)
 
     def landmark_flow(self, source: Tensor, driving: Tensor, height: int, width: int) -> Tensor:
-        anchors = torch.tensor(ANCHORS, dtype=source.dtype, device=source.device).expand(source.shape[0], -1, -1)
-        return tps_flow(
-            torch.cat([source, anchors], 1), torch.cat([driving, anchors], 1), height, width, self.regularization
-        )
+        return landmark_flow(source, driving, height, width, self.regularization)
 
     def fuse(self, level: int, feature: Tensor, flows: tuple[Tensor, Tensor], occlusion: Tensor | None) -> Tensor:
         """Warp a source feature of ``level`` by both flows and combine them (the fusion variant)."""
