@@ -23,6 +23,10 @@ drawing parameters and compared with the model's still edit (``Animator.edit``) 
 * achieved change and leakage as read by the model's own regressor R̂ (kept for comparison with older runs);
 * reconstruction and jitter on test clips (source = frame 0, every frame driving, in order): L1 and the jitter
   of ``ostnet evaluate`` (mean |Δ result - Δ ground truth|), with CAP on/off (gate 0) and motion smoothing;
+* expression reconstruction, no edit (``expression_reconstruction``): a head with the mouth closed (eyes open)
+  animated by the same head with the mouth open 1.0 (eyes at 0.2), exact R: the change the instrument reads on
+  the output against the driving frame's, and both L1s to the driving frame. What plain animation cannot show,
+  no edit will;
 * ``--landmark-warp SIZE`` (no model): the landmark flow's ceiling, the source warped by the model's landmark
   thin-plate spline from the exact source landmarks to the exact edited ones, scored like an edit.
 
@@ -269,6 +273,40 @@ def _summary(rows: dict[str, list]) -> dict:
     return entry
 
 
+PLAIN_CHANGES = {  # name -> (source's expression, driving frame's expression, index in MEASURED's readings)
+    "mouth 0 -> 1": ({"mouth_open": 0.0}, {"mouth_open": 1.0}, 2),
+    "eyes 1 -> 0.2": ({"eye_open": 1.0}, {"eye_open": 0.2}, 3),
+}
+
+
+def expression_reconstruction(model, heads: list[HeadParams], texture: float, instrument) -> dict:
+    """No edit: each head with its mouth closed (eyes open) animated by the same head with the mouth open (eyes
+    nearly closed), both with their exact R as in training. Can the model show the change at all? The
+    instrument's reading of it on the output and on the driving frame, and both L1s to the driving frame."""
+    size = model.image_size
+    out = {}
+    for name, (before, after, index) in PLAIN_CHANGES.items():
+        rows: dict[str, list] = {}
+        for params in heads:
+            changed = (_expr(params, **before), _expr(params, **after))
+            source, driving = (_image(p, size, texture) for p in changed)
+            known = torch.from_numpy(np.stack([head_coefficients(p).flat() for p in changed]))[None].float()
+            with torch.inference_mode():
+                output = model(source, driving, coefficients=known).prediction
+            reading = {key: _readings(instrument, image)[0][index] for key, image in
+                       (("source", source), ("driving", driving), ("output", output))}  # fmt: skip
+            values = {
+                "reading_output": reading["output"] - reading["source"],
+                "reading_truth": reading["driving"] - reading["source"],
+                "l1_output": (output - driving).abs().mean().item(),
+                "l1_source": (source - driving).abs().mean().item(),
+            }
+            for key, value in values.items():
+                rows.setdefault(key, []).append(float(value))
+        out[name] = {key: interval(v) for key, v in rows.items()}
+    return out
+
+
 def landmark_warp_scores(heads: list[HeadParams], size: int, texture: float, instrument, regularization: float) -> dict:
     """The ceiling of the landmark flow: the source warped by the landmark TPS (the model's, same anchors and
     smoothing) from the exact source landmarks to the exact edited ones, scored as an edit (the zero-edit
@@ -384,6 +422,7 @@ def main() -> None:
         model = load_checkpoint(path).eval()
         instrument = load_instrument(args.instrument, model.image_size, args.texture)
         entry = {"checkpoint": path, "edits": edit_scores(model, heads, args.texture, instrument)}
+        entry["reconstruction"] = expression_reconstruction(model, heads, args.texture, instrument)
         if args.oracle:
             entry["edits_exact_source_r"] = edit_scores(model, heads, args.texture, instrument, oracle=True)
         print(label, json.dumps({k: v["change_l1"] for k, v in entry["edits"].items()}), flush=True)

@@ -133,6 +133,15 @@ class PECHeadConfig:
         receives the change of the expression coefficients (driving minus source), added to every up-block's
         input as OSTNet adds its scale code z (Sec. 3.3, Eq. 5), so that it can paint what no warp of the
         source holds (an open mouth's inside); no change adds nothing (docs/design.md "PECHead: the model").
+    expression_map: beyond the paper (False is its setting): the same change as a picture, placed where it
+        happens: the landmarks E poses with the driving coefficients minus those it poses with the driving pose and
+        the source's expression, as Gaussian heat maps (variance ``dense_motion.kp_variance``), through a bias-free
+        1x1 convolution into every decoder level's input (the up blocks' and the output layer's). No expression
+        change gives a zero map, which adds nothing (docs/design.md "PECHead: the model").
+    output_blend: beyond the paper (False is its setting: the decoder's picture is the output): the output is a
+        per-pixel softmax blend of the source image warped by the keypoint flow, by the landmark flow, and the
+        decoder's picture, weights from a 1x1 convolution of the last decoder feature; the decoder then has to
+        paint only what no warp of the source holds (docs/design.md "PECHead: the model").
     """
 
     enabled: bool = False
@@ -148,6 +157,8 @@ class PECHeadConfig:
     cap_shift: float = option(0.03, bounds=(0.0, 0.5))
     canonical_init: Literal["mean_face", "flat"] = "mean_face"
     expression_code: bool = False
+    expression_map: bool = False
+    output_blend: bool = False
 
 
 @dataclass
@@ -267,6 +278,9 @@ class LossConfig:
     # lambda; the values are ours, docs/design.md). Used only by PECHead models.
     lambda_warp: float = 0.0  # L_w: L1 of the source warped by the final flow against the driving frame
     lambda_coefficients: float = 0.0  # supervision of the coefficient regressor R and of E's landmarks
+    # Beyond the slides (0 is their setting): L1 weighted by where the expression change moved the landmarks
+    # (``expression_region_loss``), so that the few pixels of a mouth or an eye count (docs/design.md).
+    lambda_expression_region: float = option(0.0, bounds=(0.0, None))
     # vgg19 = the paper's (Eq. 7); vgg16 (relu1_2..relu5_3) is our departure for machines where only VGG-16 is
     # installable (`ostnet weights install`); docs/design.md "Perceptual network".
     perceptual_network: str = "vgg19"

@@ -11,12 +11,14 @@ import torch
 from ostnet.checkpoint import load_checkpoint, save_checkpoint
 from ostnet.config import apply_overrides, model_preset, train_preset
 from ostnet.errors import OstnetError
-from ostnet.face.coefficients import landmark_expression_basis
+from ostnet.face.coefficients import LANDMARK_NAMES, landmark_expression_basis
+from ostnet.geometry.grid import make_coordinate_grid
 from ostnet.geometry.rotation import rotate_points_2d
 from ostnet.geometry.tps import tps_flow
 from ostnet.geometry.warp import warp
 from ostnet.inference.animator import Animator, _expand
 from ostnet.inference.controls import Controls, ControlState, parse_pose, parse_regions, supported_controls
+from ostnet.losses.objective import expression_region_loss
 from ostnet.models.ostnet import build_model
 from ostnet.models.pechead import PLACEMENT, FeatureFusion, PECHead, TemporalContext
 
@@ -91,30 +93,85 @@ def test_still_edit_with_zero_controls_is_the_self_reconstruction(model, frames)
     assert (edited.edit() - animator.edit()).abs().max() > 1e-3  # an edit changes the (untrained) picture
 
 
-def test_expression_code_adds_the_expression_change_to_the_decoder(frames):
-    """pechead.expression_code: with the driving's expression equal to the source's the code adds nothing (the
-    output is the model's with the code's weights at zero); a mouth change reaches the decoder through it."""
+@pytest.mark.parametrize(
+    ("option", "layers", "inputs"),
+    [("expression_code", "expression_up", "in_features"), ("expression_map", "expression_maps", "in_channels")],
+)
+def test_expression_change_reaches_the_decoder_and_no_change_adds_nothing(frames, option, layers, inputs):
+    """pechead.expression_code (the change of the expression coefficients) and pechead.expression_map (the change
+    of the landmarks E poses, as heat maps): with the driving's expression equal to the source's the option adds
+    nothing (the output is the model's with its weights at zero, exactly), whatever the pose; a mouth change
+    reaches the decoder through it (the same change with its weights at zero gives another picture)."""
     torch.manual_seed(0)
-    cfg = apply_overrides(train_preset("tiny-pechead"), ["model.pechead.expression_code=true"]).model  # --set
+    cfg = apply_overrides(train_preset("tiny-pechead"), [f"model.pechead.{option}=true"]).model  # --set
     m = build_model(cfg).eval()
-    assert [layer.in_features for layer in m.generator.expression_up] == [6] * len(m.generator.up_blocks)
+    added = getattr(m.generator, layers)
+    width = {"in_features": 6, "in_channels": 16}[inputs]
+    assert [getattr(layer, inputs) for layer in added] == [width] * len(added)
+    assert len(added) == len(m.generator.up_blocks) + (option == "expression_map")  # + the output layer's input
     source = frames[:1]
     with torch.no_grad():
         kp = m.detect(source)
         prepared = m.prepare_source(source, kp)
-        own, opened = kp.coefficients, kp.coefficients.clone()
+        own, opened = kp.coefficients.clone(), kp.coefficients.clone()
+        own[:, 0] += 20.0  # a turned head with the source's expression: still no expression change
         opened[:, 3] += 0.8  # mouth_open
         same = m.generate(prepared, m.pose_keypoints(kp, own), None).prediction
         moved = m.generate(prepared, m.pose_keypoints(kp, opened), None).prediction
-        saved = [layer.weight.clone() for layer in m.generator.expression_up]
-        for layer in m.generator.expression_up:
+        saved = [layer.weight.clone() for layer in added]
+        for layer in added:
             layer.weight.zero_()
         zeroed = m.generate(prepared, m.pose_keypoints(kp, own), None).prediction
         torch.testing.assert_close(zeroed, same, atol=0, rtol=0)
         without = m.generate(prepared, m.pose_keypoints(kp, opened), None).prediction
-        for layer, weight in zip(m.generator.expression_up, saved, strict=True):
+        for layer, weight in zip(added, saved, strict=True):
             layer.weight.copy_(weight)
     assert (moved - without).abs().max() > 1e-3
+
+
+def test_output_blend_is_a_convex_mix_of_the_two_warps_and_the_decoder(frames):
+    """pechead.output_blend: weights forced onto one input give exactly that input: the decoder's picture (the
+    model without the blend) or the source warped by the keypoint flow (``deformed`` with ``fusion = kp``)."""
+    torch.manual_seed(0)
+    cfg = apply_overrides(
+        train_preset("tiny-pechead"), ["model.pechead.output_blend=true", "model.pechead.fusion=kp"]
+    ).model
+    m = build_model(cfg).eval()
+    source, driving = frames[:2], frames[2:4]
+    blend = m.generator.blend
+    with torch.no_grad():
+        blend.weight.zero_()
+        blend.bias.copy_(torch.tensor([0.0, 0.0, 60.0]))
+        painted = m(source, driving).prediction
+        m.generator.blend = None
+        plain = m(source, driving).prediction
+        m.generator.blend = blend
+        blend.bias.copy_(torch.tensor([60.0, 0.0, 0.0]))
+        out = m(source, driving)
+    torch.testing.assert_close(painted, plain, atol=1e-6, rtol=0)
+    torch.testing.assert_close(out.prediction, out.deformed, atol=1e-6, rtol=0)
+    assert (out.prediction - plain).abs().max() > 1e-2
+
+
+def test_expression_region_marks_the_mouth_and_weights_the_loss(model, frames):
+    """PECHead.expression_region: zero for an unchanged expression (any pose); for a mouth opening its peak lies
+    at the inner lips. expression_region_loss is a weighted mean: a constant error c gives c."""
+    source = frames[:1]
+    with torch.no_grad():
+        kp = model.detect(source)
+        turned, opened = kp.coefficients.clone(), kp.coefficients.clone()
+        turned[:, 0] += 20.0
+        opened[:, 3] += 1.0  # mouth_open
+        still = model.expression_region(kp, model.pose_keypoints(kp, turned), 64, 64)
+        moved = model.pose_keypoints(kp, opened)
+        region = model.expression_region(kp, moved, 64, 64)
+    assert still.abs().max() == 0
+    peak = make_coordinate_grid(64, 64).reshape(-1, 2)[region.flatten().argmax()]
+    inner = [LANDMARK_NAMES.index(n) for n in ("lip_inner_upper", "lip_inner_lower")]
+    assert (peak - moved.landmarks[0, inner].mean(0)).norm() < 0.1  # within 3 px of the opening's centre
+    out = model(source, frames[1:2])
+    target = (out.prediction - 0.25).detach()
+    assert float(expression_region_loss(model, out, target).detach()) == pytest.approx(0.25, abs=1e-5)
 
 
 def test_mean_face_start_poses_the_mean_face(frames):

@@ -67,6 +67,7 @@ class LossTerms(NamedTuple):
     code_usage: dict[str, Tensor] | None = None  # "codes/..." scalars: perplexity and dead codes per scale
     warp: Tensor | None = None  # PECHead's L_w
     coefficients: Tensor | None = None  # PECHead: regressor and landmark supervision
+    expression_region: Tensor | None = None  # PECHead, beyond the slides: L1 where the expression changed
 
     def as_dict(self) -> dict[str, Tensor]:
         """Detached loss scalars for logging, keyed by term name; absent terms (and code usage) are left out."""
@@ -106,6 +107,15 @@ def coefficient_loss(model: nn.Module, source: Tensor, out: ModelOutput, known: 
         landmarks = kp.landmarks[found].float().reshape(int(found.sum()), -1)
         terms.append((landmarks - truth[found][:, LANDMARKS]).abs().mean())
     return torch.stack(terms).mean() if terms else torch.zeros((), device=known.device)
+
+
+def expression_region_loss(model: nn.Module, out: ModelOutput, target: Tensor) -> Tensor:
+    """Beyond the slides (``loss.lambda_expression_region``): mean |prediction - target| weighted by where the
+    expression change between source and driving frame moved the landmarks (``PECHead.expression_region``), so
+    that a mouth's or an eye's few pixels weigh as much as the rest of the frame; 0 when no expression changed."""
+    weight = model.expression_region(out.kp_source, out.kp_driving, *target.shape[-2:])
+    difference = (out.prediction.float() - target.float()).abs().mean(dim=1, keepdim=True)
+    return (weight * difference).sum() / weight.sum().clamp_min(1e-6)
 
 
 class Objective(nn.Module):
@@ -149,9 +159,10 @@ class Objective(nn.Module):
             eq_value, eq_jacobian = eq.value, eq.jacobian
         dist = keypoint_distance_loss(out.kp_source.value, cfg.kp_distance_margin) if cfg.lambda_dist else None
         codes = codebook_terms(model, batch, out)
-        warp = coefficients = None
+        warp = coefficients = region = None
         if getattr(model, "controllable", False):  # PECHead's terms (seed-systems.md §2; weights: docs/design.md)
             warp = warping_loss(out.deformed, batch.target) if cfg.lambda_warp else None
+            region = expression_region_loss(model, out, batch.target) if cfg.lambda_expression_region else None
             if cfg.lambda_coefficients and batch.coefficients is not None and batch.coefficients.shape[-1]:
                 coefficients = coefficient_loss(model, batch.source, out, batch.coefficients)
         total = (
@@ -163,10 +174,20 @@ class Objective(nn.Module):
             + _weighted(cfg.lambda_vq_appearance, codes.vq_appearance)
             + _weighted(cfg.lambda_warp, warp)
             + _weighted(cfg.lambda_coefficients, coefficients)
+            + _weighted(cfg.lambda_expression_region, region)
         )
         total = torch.as_tensor(total, dtype=torch.float32, device=rec_driving.device)
         return LossTerms(
-            total, rec_driving, rec_rectified, eq_value, eq_jacobian, dist, *codes, warp=warp, coefficients=coefficients
+            total,
+            rec_driving,
+            rec_rectified,
+            eq_value,
+            eq_jacobian,
+            dist,
+            *codes,
+            warp=warp,
+            coefficients=coefficients,
+            expression_region=region,
         )
 
     def _transform(self, batch: LossBatch, tps_seed: int | None) -> RandomTPS:

@@ -40,6 +40,7 @@ from ostnet.face.coefficients import (
     mean_face_points,
 )
 from ostnet.geometry import resize_flow, warp
+from ostnet.geometry.heatmap import keypoints_to_gaussian
 from ostnet.geometry.rotation import rotation_matrix
 from ostnet.geometry.tps import tps_flow
 from ostnet.geometry.warp import resize_map
@@ -64,6 +65,13 @@ def landmark_flow(source: Tensor, driving: Tensor, height: int, width: int, regu
     anchors fixed, as a (B, height, width, 2) sampling grid (``pechead.tps_regularization`` smooths it)."""
     anchors = torch.tensor(_ANCHORS, dtype=source.dtype, device=source.device).expand(source.shape[0], -1, -1)
     return tps_flow(torch.cat([source, anchors], 1), torch.cat([driving, anchors], 1), height, width, regularization)
+
+
+def expression_heat(landmarks: Tensor, reference: Tensor, height: int, width: int, variance: float) -> Tensor:
+    """(B, L, height, width): Gaussian heat maps of ``landmarks`` minus those of ``reference`` (both (B, L, 2));
+    exactly zero where every landmark is where its reference is."""
+    heat = [keypoints_to_gaussian(points, height, width, variance) for points in (landmarks, reference)]
+    return heat[0] - heat[1]
 
 
 class HeadMotion(NamedTuple):
@@ -300,6 +308,13 @@ class PECHeadGenerator(OSTNetGenerator):
         self.expression_up = None  # pechead.expression_code: W^e_j, like OSTNet's W^w_j for z
         if p.expression_code:
             self.expression_up = nn.ModuleList(nn.Linear(NUM_EXPRESSION, c, bias=False) for c in self.up_widths)
+        self.expression_maps = None  # pechead.expression_map: one bias-free 1x1 conv per decoder level's input
+        self.map_variance = cfg.dense_motion.kp_variance
+        if p.expression_map:
+            widths = [*self.up_widths, self.final.in_channels]
+            self.expression_maps = nn.ModuleList(nn.Conv2d(NUM_LANDMARKS, c, 1, bias=False) for c in widths)
+        # pechead.output_blend: weights of (source warped by flow_k, by flow_l, the decoder's picture)
+        self.blend = nn.Conv2d(self.final.in_channels, 3, 1) if p.output_blend else None
 
     def prepare_source(self, source: Tensor, kp_source: HeadMotion) -> PECPrepared:  # type: ignore[override]
         expression = kp_source.coefficients[:, EXPRESSION]
@@ -327,11 +342,14 @@ class PECHeadGenerator(OSTNetGenerator):
         z: Tensor | None,
         temporal: str = "none",
         clip_length: int = 1,
+        reference: Tensor | None = None,
     ) -> GeneratorOutput:
         """``temporal``: "none" (every frame on its own: the first frame of a one-frame video, h_0 = f_0; a still
         edit and independent evaluation pairs), "video" (CAP over the batch in order, state kept), "clips" (the batch
         is clips of ``clip_length`` consecutive frames, each run in order from a fresh state: training) or
-        "train" (pairs: CAP on a simulated previous frame, the pseudo-clip; see docs/design.md)."""
+        "train" (pairs: CAP on a simulated previous frame, the pseudo-clip; see docs/design.md). ``reference``:
+        the landmarks of the driving pose with the source's expression (``PECHead.expression_reference``), needed
+        with ``pechead.expression_map``."""
         base = prepared.base
         motion = self.dense_motion_network.forward_prepared(base.motion, kp_driving)
         h, w = motion.deformation.shape[1:3]
@@ -346,14 +364,28 @@ class PECHeadGenerator(OSTNetGenerator):
         change = kp_driving.coefficients[:, EXPRESSION] - prepared.expression  # expression code (no bias: 0 adds 0)
         for j, block in enumerate(self.up_blocks):
             out = embed(embed(out, z, self._layer(self.z_up, j)), change, self._layer(self.expression_up, j))
-            out = block(out)
+            out = block(self._paint(j, out, kp_driving.landmarks, reference))
             out = torch.cat([out, self.fuse(levels - j - 2, features[-j - 2], flows, motion.occlusion)], dim=1)
+        out = self._paint(len(self.up_blocks), out, kp_driving.landmarks, reference)
         prediction = torch.sigmoid(self.final(out))
-        effective = {"kp": flows[0], "lmk": flows[1]}.get(self.fusion, 0.5 * (flows[0] + flows[1]))
         img_h, img_w = base.image.shape[-2:]
+        if self.blend is not None:
+            weights = F.softmax(self.blend(out), dim=1)
+            warped = [warp(base.image, resize_flow(f, img_h, img_w)) for f in flows]
+            prediction = weights[:, :1] * warped[0] + weights[:, 1:2] * warped[1] + weights[:, 2:] * prediction
+        effective = {"kp": flows[0], "lmk": flows[1]}.get(self.fusion, 0.5 * (flows[0] + flows[1]))
         deformed = warp(base.image, resize_flow(effective, img_h, img_w))
         field = MotionField(effective, motion.occlusion, motion.mask, motion.sparse_deformed)
         return GeneratorOutput(prediction=prediction, deformed=deformed, motion=field)
+
+    def _paint(self, level: int, feature: Tensor, landmarks: Tensor, reference: Tensor | None) -> Tensor:
+        """pechead.expression_map: feature + W^m (H(driving landmarks) - H(reference)); unchanged when off."""
+        if self.expression_maps is None:
+            return feature
+        if reference is None:
+            raise ValueError("pechead.expression_map needs the reference landmarks (PECHead.expression_reference)")
+        heat = expression_heat(landmarks, reference, *feature.shape[-2:], self.map_variance)
+        return feature + self.expression_maps[level](heat.to(feature.dtype))
 
     def _temporal(self, feature: Tensor, temporal: str, clip_length: int) -> Tensor:
         if self.cap is None:
@@ -428,8 +460,29 @@ class PECHead(OSTNet):
         motion = self.pose_keypoints(kp_source, coefficients)
         return DrivingFrames(motion, motion, rectified, st)
 
+    def expression_reference(self, source_expression: Tensor, kp_driving: HeadMotion) -> Tensor:
+        """The landmarks E poses with the driving's coefficients but the source's expression (what the driving
+        landmarks would be had the expression not changed)."""
+        c = kp_driving.coefficients
+        kept = torch.cat([c[:, POSE], source_expression.expand(c.shape[0], -1), c[:, EXPRESSION.stop :]], dim=1)
+        return self.kp_detector.posed(kp_driving.canonical, kept).landmarks
+
+    def expression_region(self, kp_source: HeadMotion, kp_driving: HeadMotion, height: int, width: int) -> Tensor:
+        """(B, 1, height, width) in [0, 1], no gradient: where the expression change moved the landmarks (the
+        largest |heat difference| over the landmarks); zero for an unchanged expression."""
+        reference = self.expression_reference(kp_source.coefficients[:, EXPRESSION], kp_driving)
+        heat = expression_heat(kp_driving.landmarks, reference, height, width, self.cfg.dense_motion.kp_variance)
+        return heat.abs().amax(dim=1, keepdim=True).detach()
+
+    def _map_reference(self, prepared: PECPrepared, kp_driving: HeadMotion) -> Tensor | None:
+        """The reference landmarks of ``pechead.expression_map``; None when it is off."""
+        if self.generator.expression_maps is None:
+            return None
+        return self.expression_reference(prepared.expression, kp_driving)
+
     def generate(self, prepared, kp_driving: Keypoints, z: Tensor | None) -> GeneratorOutput:
-        return self.generator.forward_prepared(prepared, kp_driving, z, self.temporal)
+        reference = self._map_reference(prepared, kp_driving)
+        return self.generator.forward_prepared(prepared, kp_driving, z, self.temporal, reference=reference)
 
     def forward(  # type: ignore[override]
         self, source: Tensor, driving: Tensor, coefficients: Tensor | None = None, clip_length: int = 1
@@ -450,7 +503,9 @@ class PECHead(OSTNet):
             temporal = "clips"
         else:  # independent pairs; in training CAP sees a simulated previous frame
             temporal = "train" if self.training else "none"
+        prepared = self.prepare_source(source, kp_source)
+        reference = self._map_reference(prepared, frames.kp_motion)
         gen = self.generator.forward_prepared(
-            self.prepare_source(source, kp_source), frames.kp_motion, self.embedding_code(z), temporal, clip_length
+            prepared, frames.kp_motion, self.embedding_code(z), temporal, clip_length, reference
         )
         return self.output(kp_source, frames, gen)
