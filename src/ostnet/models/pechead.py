@@ -14,6 +14,11 @@ The slides (seed-systems.md §2) name the parts; everything inside them is our d
     CAP      a gated recurrent state at the bottleneck: context from the previous frames adapted to the current
              one and propagated; a gate of 0 is the per-frame model.
 
+Beyond the slides, each a config option that is off in the presets (the slides' setting): ``expression_code``
+and ``expression_map`` (the expression change as a vector / as landmark heat maps into the decoder),
+``output_blend`` (the output mixes the source warped by each flow with the decoder's picture), and the loss
+``lambda_expression_region`` (``ostnet.losses.objective``).
+
 The model has OSTNet's interface (``detect``, ``drive``, ``prepare_source``, ``generate``, ``forward``), so the
 checkpoint format, the Animator, the trainer and the evaluation harness are shared. ``detect`` returns a
 ``HeadMotion`` (a Keypoints-like tuple that also carries the landmarks, coefficients and canonical points).
