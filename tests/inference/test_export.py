@@ -80,15 +80,29 @@ class _Inverse(torch.nn.Module):
         return torch.inverse(x)
 
 
-def test_a_blocking_operator_is_named(tmp_path):
-    """torch.inverse (what the dense motion used before the closed-form 2x2 inverse) has no ONNX conversion."""
+def test_a_blocking_operator_is_named(tmp_path, capfd):
+    """torch.inverse (what the dense motion used before the closed-form 2x2 inverse) has no ONNX conversion. The
+    error is the one line: the exporter's C++ dump of the whole graph (to file descriptor 1) is not shown."""
     with pytest.raises(OstnetError, match=r"operator aten::linalg_inv cannot be exported"):
         _export(_Inverse(), (torch.eye(2)[None],), tmp_path / "inv.onnx", ["x"], ["y"], False)
+    assert capfd.readouterr() == ("", "")
     assert blocking_operator(RuntimeError("no symbolic for aten.foo_bar.default")) == "aten::foo_bar"
     assert blocking_operator(RuntimeError("ONNX export of operator adaptive_avg_pool2d, input size")) == (
         "aten::adaptive_avg_pool2d"
     )
     assert blocking_operator(RuntimeError("something else")) is None
+
+
+def test_a_pechead_checkpoint_is_refused_in_one_line(tmp_path, capfd):
+    """PECHead's per-frame landmark spline solves a linear system (``aten::linalg_solve``, no ONNX conversion):
+    exit 2, the one error line and nothing else on either stream, no folder."""
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(build_model("tiny-pechead"), tmp_path / "p.safetensors")
+    capfd.readouterr()
+    assert main(["export", str(checkpoint), "--output", str(tmp_path / "out")]) == 2
+    out, err = capfd.readouterr()
+    assert out == "" and err.count("\n") == 1 and "aten::linalg_solve cannot be exported" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_failed_export_restores_grad_mode(tmp_path, monkeypatch):

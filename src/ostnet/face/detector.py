@@ -17,32 +17,15 @@ Boxes are roughly square, cover eyebrows to chin, and are NOT clipped to the fra
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from ostnet.io.native import silenced_stderr
+
 _MODEL_SELECTION = {"short": 0, "full": 1}
 _CLOSE_UP = 0.6  # "auto": a face this large (fraction of the short side) is re-checked by the short model
-
-
-@contextmanager
-def _silenced_stderr() -> Iterator[None]:
-    """Point file descriptor 2 at /dev/null for the duration (C++ libraries write there directly)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 class FaceBox(NamedTuple):
@@ -98,7 +81,7 @@ class FaceDetector:
         # MediaPipe/TFLite print start-up banners straight to file descriptor 2 while the graph is built and
         # first run; hide them so they do not break progress bars. (Other threads' stderr output in those
         # few milliseconds is lost too.)
-        with _silenced_stderr():
+        with silenced_stderr():
             from mediapipe.python.solutions import face_detection
 
             graph = face_detection.FaceDetection(

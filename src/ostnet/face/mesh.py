@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ostnet.face.detector import _silenced_stderr
+from ostnet.io.native import silenced_stderr
 
 NUM_POINTS = 478  # 468 mesh points + 2 x 5 iris points (refine_landmarks=True)
 
@@ -39,7 +39,7 @@ class FaceMesh:
             raise ValueError(f"FaceMesh.landmarks expects a uint8 (H, W, 3) RGB array, got {got}")
         frame = np.ascontiguousarray(frame)
         if self._graph is None:
-            with _silenced_stderr():
+            with silenced_stderr():
                 from mediapipe.python.solutions import face_mesh
 
                 self._graph = face_mesh.FaceMesh(

@@ -14,8 +14,12 @@ the roll alone by theta. ``euler_angles`` inverts it for |pitch| < 90 degrees.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
+
+_RADIANS = math.pi / 180.0  # a product, not torch.deg2rad, which ONNX cannot export
 
 
 def _stack(rows: list[list[Tensor]]) -> Tensor:
@@ -24,7 +28,7 @@ def _stack(rows: list[list[Tensor]]) -> Tensor:
 
 def rotation_matrix(yaw: Tensor, pitch: Tensor, roll: Tensor) -> Tensor:
     """Angles in degrees, any (equal) shape (...) -> rotation matrices (..., 3, 3)."""
-    y, p, r = (torch.deg2rad(torch.as_tensor(a, dtype=torch.float32)) for a in (yaw, pitch, roll))
+    y, p, r = (torch.as_tensor(a, dtype=torch.float32) * _RADIANS for a in (yaw, pitch, roll))
     y, p, r = torch.broadcast_tensors(y, p, r)
     one, zero = torch.ones_like(y), torch.zeros_like(y)
     # R_y(-yaw) in the textbook form: the nose (0, 0, -1) goes to (+sin yaw, 0, -cos yaw).

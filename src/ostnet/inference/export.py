@@ -33,6 +33,7 @@ from ostnet.inference.animator import FrameBatch, FrameStep, resolve_mode
 from ostnet.inference.fast import optimize_for_inference
 from ostnet.inference.relative import movement_scale
 from ostnet.io.atomic import AtomicFolder
+from ostnet.io.native import silenced_stderr
 from ostnet.models.ostnet import OSTNet
 from ostnet.models.outputs import Keypoints
 
@@ -125,8 +126,9 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
     dynamic = {name: {0: "batch"} for name in (inputs[:1] + outputs)} if batched else None
     grad_mode = torch.is_grad_enabled()  # a failing TorchScript export can leave grad mode off: put it back
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings about Python shape checks (all static here)
+        # tracer warnings about Python shape checks (all static here); a failing export's C++ dump of the graph
+        with warnings.catch_warnings(), silenced_stderr(stdout=True):
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 module.eval(),
                 args,
