@@ -77,6 +77,7 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         loss_fn(out, y[rank * chunk : (rank + 1) * chunk]).backward()
         grads = {n: p.grad for n, p in net.named_parameters()}
         torch.save({"out": out.detach(), "grads": grads, "state": net.state_dict()}, f"{out_dir}/rank{rank}.pt")
+        dist.barrier()  # no rank tears down while its peer still talks (Gloo then aborts the peer)
     finally:
         dist.destroy_process_group()
 

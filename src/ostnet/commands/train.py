@@ -107,8 +107,10 @@ def run(args: TrainOptions) -> int:
     )  # fmt: skip
     if trainer.init_report is not None and trainer.dist.is_main:
         print(trainer.init_report.summary(), file=sys.stderr)
+    completed = False
     try:
         final = trainer.fit()
+        completed = True
     except KeyboardInterrupt as exc:
         if trainer.dist.is_main:
             latest = trainer.folder.latest() if trainer.folder.root.is_dir() else None
@@ -122,7 +124,7 @@ def run(args: TrainOptions) -> int:
             print(f"ostnet train: {line}", file=sys.stderr)
         return interrupt_exit_code(exc)
     finally:
-        cleanup_distributed(trainer.dist)
+        cleanup_distributed(trainer.dist, completed=completed)
     if trainer.dist.is_main:
         print(f"trained {trainer.progress.step} steps; weights: {final}")
     return 0

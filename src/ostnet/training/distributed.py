@@ -72,8 +72,12 @@ def setup_distributed(device: str = "auto") -> DistInfo:
     return DistInfo(rank, local_rank, world_size, chosen, backend)
 
 
-def cleanup_distributed(info: DistInfo) -> None:
+def cleanup_distributed(info: DistInfo, *, completed: bool = False) -> None:
+    """Tear the process group down. After a completed run every rank first waits for the others: Gloo aborts a
+    process (``terminate called without an active exception``) whose peer closes its connection early."""
     if info.is_distributed and dist.is_initialized():
+        if completed:
+            dist.barrier()
         dist.destroy_process_group()
 
 
