@@ -142,6 +142,10 @@ class PECHeadConfig:
         per-pixel softmax blend of the source image warped by the keypoint flow, by the landmark flow, and the
         decoder's picture, weights from a 1x1 convolution of the last decoder feature; the decoder then has to
         paint only what no warp of the source holds (docs/design.md "PECHead: the model").
+    blend_warp: how the blend uses the two flows. ``pictures`` (the first design): the source is warped by each
+        flow and the two pictures are mixed, which doubles edges (a seam) where the flows disagree; ``flow``: the
+        two flows are mixed with the same weights (renormalised) and the source is warped once, so the warped part
+        of the output is always one picture of the source. Same parameters; only with ``output_blend``.
     """
 
     enabled: bool = False
@@ -159,6 +163,7 @@ class PECHeadConfig:
     expression_code: bool = False
     expression_map: bool = False
     output_blend: bool = False
+    blend_warp: Literal["pictures", "flow"] = "pictures"
 
 
 @dataclass

@@ -129,13 +129,13 @@ def test_expression_change_reaches_the_decoder_and_no_change_adds_nothing(frames
     assert (moved - without).abs().max() > 1e-3
 
 
-def test_output_blend_is_a_convex_mix_of_the_two_warps_and_the_decoder(frames):
+@pytest.mark.parametrize("blend_warp", ["pictures", "flow"])
+def test_output_blend_is_a_convex_mix_of_the_two_warps_and_the_decoder(frames, blend_warp):
     """pechead.output_blend: weights forced onto one input give exactly that input: the decoder's picture (the
     model without the blend) or the source warped by the keypoint flow (``deformed`` with ``fusion = kp``)."""
     torch.manual_seed(0)
-    cfg = apply_overrides(
-        train_preset("tiny-pechead"), ["model.pechead.output_blend=true", "model.pechead.fusion=kp"]
-    ).model
+    overrides = ["model.pechead.output_blend=true", "model.pechead.fusion=kp", f"model.pechead.blend_warp={blend_warp}"]
+    cfg = apply_overrides(train_preset("tiny-pechead"), overrides).model
     m = build_model(cfg).eval()
     source, driving = frames[:2], frames[2:4]
     blend = m.generator.blend
@@ -151,6 +151,29 @@ def test_output_blend_is_a_convex_mix_of_the_two_warps_and_the_decoder(frames):
     torch.testing.assert_close(painted, plain, atol=1e-6, rtol=0)
     torch.testing.assert_close(out.prediction, out.deformed, atol=1e-6, rtol=0)
     assert (out.prediction - plain).abs().max() > 1e-2
+
+
+def test_blend_of_flows_warps_the_source_once(frames):
+    """blend_warp = flow: equal weights on two flows (none on the decoder) warp the source once by their mean. With
+    the flows shifted by +d and -d that is the source itself; the mix of two warped pictures is a double image."""
+    cfg = apply_overrides(train_preset("tiny-pechead"), ["model.pechead.output_blend=true"]).model
+    generator = build_model(cfg).generator
+    image = frames[:1]
+    identity = make_coordinate_grid(64, 64).unsqueeze(0)
+    shift = torch.tensor([0.2, 0.0])
+    flows = (identity + shift, identity - shift)
+    feature = torch.zeros(1, generator.final.in_channels, 64, 64)
+    painted = torch.zeros_like(image)
+    with torch.no_grad():
+        generator.blend.weight.zero_()
+        generator.blend.bias.copy_(torch.tensor([0.0, 0.0, -60.0]))
+        generator.blend_warp = "flow"
+        once = generator._blend(feature, image, flows, painted)
+        generator.blend_warp = "pictures"
+        mixed = generator._blend(feature, image, flows, painted)
+    torch.testing.assert_close(once, warp(image, identity), atol=1e-5, rtol=0)
+    torch.testing.assert_close(mixed, 0.5 * (warp(image, flows[0]) + warp(image, flows[1])), atol=1e-5, rtol=0)
+    assert (mixed - once).abs().mean() > 1e-2
 
 
 def test_expression_region_marks_the_mouth_and_weights_the_loss(model, frames):

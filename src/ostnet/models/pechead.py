@@ -320,6 +320,7 @@ class PECHeadGenerator(OSTNetGenerator):
             self.expression_maps = nn.ModuleList(nn.Conv2d(NUM_LANDMARKS, c, 1, bias=False) for c in widths)
         # pechead.output_blend: weights of (source warped by flow_k, by flow_l, the decoder's picture)
         self.blend = nn.Conv2d(self.final.in_channels, 3, 1) if p.output_blend else None
+        self.blend_warp = p.blend_warp
 
     def prepare_source(self, source: Tensor, kp_source: HeadMotion) -> PECPrepared:  # type: ignore[override]
         expression = kp_source.coefficients[:, EXPRESSION]
@@ -375,13 +376,23 @@ class PECHeadGenerator(OSTNetGenerator):
         prediction = torch.sigmoid(self.final(out))
         img_h, img_w = base.image.shape[-2:]
         if self.blend is not None:
-            weights = F.softmax(self.blend(out), dim=1)
-            warped = [warp(base.image, resize_flow(f, img_h, img_w)) for f in flows]
-            prediction = weights[:, :1] * warped[0] + weights[:, 1:2] * warped[1] + weights[:, 2:] * prediction
+            prediction = self._blend(out, base.image, flows, prediction)
         effective = {"kp": flows[0], "lmk": flows[1]}.get(self.fusion, 0.5 * (flows[0] + flows[1]))
         deformed = warp(base.image, resize_flow(effective, img_h, img_w))
         field = MotionField(effective, motion.occlusion, motion.mask, motion.sparse_deformed)
         return GeneratorOutput(prediction=prediction, deformed=deformed, motion=field)
+
+    def _blend(self, feature: Tensor, image: Tensor, flows: tuple[Tensor, Tensor], painted: Tensor) -> Tensor:
+        """pechead.output_blend: softmax weights (flow_k, flow_l, decoder) per pixel; ``blend_warp`` says whether
+        the two flows' weights mix two warped pictures or the flows themselves (one warp)."""
+        weights = F.softmax(self.blend(feature), dim=1)
+        flow_k, flow_l = (resize_flow(f, *image.shape[-2:]) for f in flows)
+        if self.blend_warp == "flow":
+            warped_weight = weights[:, :2].sum(dim=1, keepdim=True)
+            share_k = (weights[:, :1] / warped_weight.clamp_min(1e-12)).permute(0, 2, 3, 1)
+            return warped_weight * warp(image, share_k * flow_k + (1 - share_k) * flow_l) + weights[:, 2:] * painted
+        warped_k, warped_l = warp(image, flow_k), warp(image, flow_l)
+        return weights[:, :1] * warped_k + weights[:, 1:2] * warped_l + weights[:, 2:] * painted
 
     def _paint(self, level: int, feature: Tensor, landmarks: Tensor, reference: Tensor | None) -> Tensor:
         """pechead.expression_map: feature + W^m (H(driving landmarks) - H(reference)); unchanged when off."""
