@@ -146,6 +146,12 @@ class PECHeadConfig:
         flow and the two pictures are mixed, which doubles edges (a seam) where the flows disagree; ``flow``: the
         two flows are mixed with the same weights (renormalised) and the source is warped once, so the warped part
         of the output is always one picture of the source. Same parameters; only with ``output_blend``.
+    blend_decoder: the decoder's part in the blend. ``mix`` (the first design): its picture is the third input of
+        the softmax; training can then drive its weight to ~0 everywhere (the warps win early), after which the
+        decoder gets no gradient and never learns to paint (measured: weight 0.002 at the mouth; docs/results.md).
+        ``residual``: the blend mixes the two warps only and the decoder's picture is added as a residual
+        (2 sigmoid - 1, output clamped to [0, 1]), so the decoder always gets the full gradient and only has to
+        paint what the warp lacks. Only with ``output_blend``.
     """
 
     enabled: bool = False
@@ -164,6 +170,7 @@ class PECHeadConfig:
     expression_map: bool = False
     output_blend: bool = False
     blend_warp: Literal["pictures", "flow"] = "pictures"
+    blend_decoder: Literal["mix", "residual"] = "mix"
 
 
 @dataclass

@@ -176,6 +176,30 @@ def test_blend_of_flows_warps_the_source_once(frames):
     assert (mixed - once).abs().mean() > 1e-2
 
 
+def test_residual_decoder_adds_its_picture_to_the_warps(frames):
+    """blend_decoder = residual: a decoder picture of 0.5 adds nothing (the output is the warp the blend picks:
+    ``deformed`` with ``fusion = kp``); a saturated one clamps to 1; and the decoder's output layer gets a gradient
+    whatever the blend's weights, which the mix (decoder weight ~0) starves."""
+    torch.manual_seed(0)
+    overrides = ["model.pechead.output_blend=true", "model.pechead.fusion=kp", "model.pechead.blend_decoder=residual"]
+    m = build_model(apply_overrides(train_preset("tiny-pechead"), overrides).model).eval()
+    source, driving = frames[:2], frames[2:4]
+    generator = m.generator
+    assert generator.blend.out_channels == 2  # the two warps only
+    with torch.no_grad():
+        generator.blend.weight.zero_()
+        generator.blend.bias.copy_(torch.tensor([60.0, 0.0]))
+        generator.final.weight.zero_()
+        generator.final.bias.zero_()
+        out = m(source, driving)
+        torch.testing.assert_close(out.prediction, out.deformed, atol=1e-6, rtol=0)
+        generator.final.bias.fill_(20.0)
+        assert torch.equal(m(source, driving).prediction, torch.ones_like(out.prediction))
+        generator.final.bias.zero_()
+    m(source, driving).prediction.square().sum().backward()
+    assert generator.final.bias.grad.abs().min() > 1e-3
+
+
 def test_expression_region_marks_the_mouth_and_weights_the_loss(model, frames):
     """PECHead.expression_region: zero for an unchanged expression (any pose); for a mouth opening its peak lies
     at the inner lips. expression_region_loss is a weighted mean: a constant error c gives c."""

@@ -319,8 +319,10 @@ class PECHeadGenerator(OSTNetGenerator):
             widths = [*self.up_widths, self.final.in_channels]
             self.expression_maps = nn.ModuleList(nn.Conv2d(NUM_LANDMARKS, c, 1, bias=False) for c in widths)
         # pechead.output_blend: weights of (source warped by flow_k, by flow_l, the decoder's picture)
-        self.blend = nn.Conv2d(self.final.in_channels, 3, 1) if p.output_blend else None
-        self.blend_warp = p.blend_warp
+        # (blend_decoder = residual: the two warps' weights only; the decoder's picture is added)
+        inputs = 3 if p.blend_decoder == "mix" else 2
+        self.blend = nn.Conv2d(self.final.in_channels, inputs, 1) if p.output_blend else None
+        self.blend_warp, self.blend_decoder = p.blend_warp, p.blend_decoder
 
     def prepare_source(self, source: Tensor, kp_source: HeadMotion) -> PECPrepared:  # type: ignore[override]
         expression = kp_source.coefficients[:, EXPRESSION]
@@ -383,16 +385,20 @@ class PECHeadGenerator(OSTNetGenerator):
         return GeneratorOutput(prediction=prediction, deformed=deformed, motion=field)
 
     def _blend(self, feature: Tensor, image: Tensor, flows: tuple[Tensor, Tensor], painted: Tensor) -> Tensor:
-        """pechead.output_blend: softmax weights (flow_k, flow_l, decoder) per pixel; ``blend_warp`` says whether
-        the two flows' weights mix two warped pictures or the flows themselves (one warp)."""
+        """pechead.output_blend: softmax weights per pixel of (flow_k, flow_l[, decoder]). ``blend_warp`` says
+        whether the two flows' weights mix two warped pictures or the flows themselves (one warp);
+        ``blend_decoder`` whether the decoder's picture is the third input of the mix or a residual on top."""
         weights = F.softmax(self.blend(feature), dim=1)
         flow_k, flow_l = (resize_flow(f, *image.shape[-2:]) for f in flows)
+        warped_weight = weights[:, :2].sum(dim=1, keepdim=True).clamp_min(1e-12)  # 1 without the decoder's input
         if self.blend_warp == "flow":
-            warped_weight = weights[:, :2].sum(dim=1, keepdim=True)
-            share_k = (weights[:, :1] / warped_weight.clamp_min(1e-12)).permute(0, 2, 3, 1)
-            return warped_weight * warp(image, share_k * flow_k + (1 - share_k) * flow_l) + weights[:, 2:] * painted
-        warped_k, warped_l = warp(image, flow_k), warp(image, flow_l)
-        return weights[:, :1] * warped_k + weights[:, 1:2] * warped_l + weights[:, 2:] * painted
+            share_k = (weights[:, :1] / warped_weight).permute(0, 2, 3, 1)
+            warped = warp(image, share_k * flow_k + (1 - share_k) * flow_l)
+        else:
+            warped = (weights[:, :1] * warp(image, flow_k) + weights[:, 1:2] * warp(image, flow_l)) / warped_weight
+        if self.blend_decoder == "residual":
+            return (warped + 2 * painted - 1).clamp(0, 1)
+        return warped_weight * warped + weights[:, 2:] * painted
 
     def _paint(self, level: int, feature: Tensor, landmarks: Tensor, reference: Tensor | None) -> Tensor:
         """pechead.expression_map: feature + W^m (H(driving landmarks) - H(reference)); unchanged when off."""
