@@ -152,6 +152,11 @@ class PECHeadConfig:
         ``residual``: the blend mixes the two warps only and the decoder's picture is added as a residual
         (2 sigmoid - 1, output clamped to [0, 1]), so the decoder always gets the full gradient and only has to
         paint what the warp lacks. Only with ``output_blend``.
+    detach_landmarks: beyond the paper (False is its setting): the generator's losses do not reach E's
+        landmarks (the landmark flow and the expression map see them detached), so only their supervision
+        (``loss.lambda_coefficients``) places them. Measured without it: the reconstruction pulls E's expression
+        motion towards none (lids 0.001-0.010 of a true 0.036, lips 0.05 of 0.078; docs/results.md), and no
+        landmark flow then closes an eye. The learned keypoints keep their gradient.
     """
 
     enabled: bool = False
@@ -171,6 +176,7 @@ class PECHeadConfig:
     output_blend: bool = False
     blend_warp: Literal["pictures", "flow"] = "pictures"
     blend_decoder: Literal["mix", "residual"] = "mix"
+    detach_landmarks: bool = False
 
 
 @dataclass

@@ -200,6 +200,20 @@ def test_residual_decoder_adds_its_picture_to_the_warps(frames):
     assert generator.final.bias.grad.abs().min() > 1e-3
 
 
+@pytest.mark.parametrize("detach", [False, True])
+def test_detached_landmarks_get_no_gradient_from_the_picture(frames, detach):
+    """pechead.detach_landmarks: the output's gradient reaches E's canonical landmarks only when they are not
+    detached; the learned keypoints get it either way."""
+    torch.manual_seed(0)
+    overrides = ["model.pechead.expression_map=true", f"model.pechead.detach_landmarks={str(detach).lower()}"]
+    m = build_model(apply_overrides(train_preset("tiny-pechead"), overrides).model)
+    m(frames[:2], frames[2:4]).prediction.sum().backward()
+    conditioned = m.kp_detector.conditioned
+    grad = conditioned.canonical.bias.grad.reshape(-1, 3)
+    assert grad[: conditioned.num_kp].abs().max() > 0
+    assert (grad[conditioned.num_kp :].abs().max() > 0) != detach
+
+
 def test_expression_region_marks_the_mouth_and_weights_the_loss(model, frames):
     """PECHead.expression_region: zero for an unchanged expression (any pose); for a mouth opening its peak lies
     at the inner lips. expression_region_loss is a weighted mean: a constant error c gives c."""

@@ -323,6 +323,7 @@ class PECHeadGenerator(OSTNetGenerator):
         inputs = 3 if p.blend_decoder == "mix" else 2
         self.blend = nn.Conv2d(self.final.in_channels, inputs, 1) if p.output_blend else None
         self.blend_warp, self.blend_decoder = p.blend_warp, p.blend_decoder
+        self.detach_landmarks = p.detach_landmarks
 
     def prepare_source(self, source: Tensor, kp_source: HeadMotion) -> PECPrepared:  # type: ignore[override]
         expression = kp_source.coefficients[:, EXPRESSION]
@@ -361,7 +362,11 @@ class PECHeadGenerator(OSTNetGenerator):
         base = prepared.base
         motion = self.dense_motion_network.forward_prepared(base.motion, kp_driving)
         h, w = motion.deformation.shape[1:3]
-        flow_l = self.landmark_flow(prepared.landmarks, kp_driving.landmarks, h, w)
+        source_landmarks, landmarks = prepared.landmarks, kp_driving.landmarks
+        if self.detach_landmarks:  # pechead.detach_landmarks: only their supervision places them
+            source_landmarks, landmarks = source_landmarks.detach(), landmarks.detach()
+            reference = None if reference is None else reference.detach()
+        flow_l = self.landmark_flow(source_landmarks, landmarks, h, w)
         flows = (motion.deformation, flow_l)
         features = [base.stem]
         for i, block in enumerate(self.down_blocks):
@@ -372,9 +377,9 @@ class PECHeadGenerator(OSTNetGenerator):
         change = kp_driving.coefficients[:, EXPRESSION] - prepared.expression  # expression code (no bias: 0 adds 0)
         for j, block in enumerate(self.up_blocks):
             out = embed(embed(out, z, self._layer(self.z_up, j)), change, self._layer(self.expression_up, j))
-            out = block(self._paint(j, out, kp_driving.landmarks, reference))
+            out = block(self._paint(j, out, landmarks, reference))
             out = torch.cat([out, self.fuse(levels - j - 2, features[-j - 2], flows, motion.occlusion)], dim=1)
-        out = self._paint(len(self.up_blocks), out, kp_driving.landmarks, reference)
+        out = self._paint(len(self.up_blocks), out, landmarks, reference)
         prediction = torch.sigmoid(self.final(out))
         img_h, img_w = base.image.shape[-2:]
         if self.blend is not None:
