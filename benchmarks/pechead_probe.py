@@ -23,8 +23,10 @@ import torch.nn.functional as F
 from controllability import _expr, _image, test_heads
 
 from ostnet.checkpoint import load_checkpoint
+from ostnet.config import model_preset
 from ostnet.data.synthetic import head_coefficients
 from ostnet.face.coefficients import LANDMARK_NAMES
+from ostnet.models.ostnet import build_model
 
 LIPS = [LANDMARK_NAMES.index(n) for n in ("lip_upper", "lip_lower", "lip_inner_upper", "lip_inner_lower")]
 LIDS = [i for i, n in enumerate(LANDMARK_NAMES) if n.startswith("lid_")]
@@ -71,14 +73,20 @@ def probe(model: torch.nn.Module, heads: int, size: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", action="append", required=True, help="NAME=PATH, repeatable")
+    parser.add_argument(
+        "--checkpoint", action="append", required=True, help="NAME=PATH or NAME=preset:PRESET (untrained), repeatable"
+    )
     parser.add_argument("--heads", type=int, default=16)
     args = parser.parse_args()
     torch.set_num_threads(1)
     results = {}
     for item in args.checkpoint:
         name, _, path = item.partition("=")
-        model = load_checkpoint(path).eval()
+        if path.startswith("preset:"):
+            torch.manual_seed(0)
+            model = build_model(model_preset(path.removeprefix("preset:"))).eval()
+        else:
+            model = load_checkpoint(path).eval()
         results[name] = probe(model, args.heads, model.cfg.image_size)
         print(name, json.dumps(results[name]))
 
