@@ -16,8 +16,10 @@ The slides (seed-systems.md §2) name the parts; everything inside them is our d
 
 Beyond the slides, each a config option that is off in the presets (the slides' setting): ``expression_code``
 and ``expression_map`` (the expression change as a vector / as landmark heat maps into the decoder),
-``output_blend`` (the output mixes the source warped by each flow with the decoder's picture), and the loss
-``lambda_expression_region`` (``ostnet.losses.objective``).
+``output_blend`` (the output mixes the source warped by each flow with the decoder's picture; ``blend_warp``
+mixes the flows instead of the warped pictures, ``blend_decoder = residual`` adds the decoder's picture),
+``detach_landmarks`` (only their supervision moves E's landmarks), and the loss ``lambda_expression_region``
+(``ostnet.losses.objective``).
 
 The model has OSTNet's interface (``detect``, ``drive``, ``prepare_source``, ``generate``, ``forward``), so the
 checkpoint format, the Animator, the trainer and the evaluation harness are shared. ``detect`` returns a
