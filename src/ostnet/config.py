@@ -156,7 +156,8 @@ class PECHeadConfig:
         landmarks (the landmark flow and the expression map see them detached), so only their supervision
         (``loss.lambda_coefficients``) places them. Measured without it: the reconstruction pulls E's expression
         motion towards none (lids 0.001-0.010 of a true 0.036, lips 0.05 of 0.078; docs/results.md), and no
-        landmark flow then closes an eye. The learned keypoints keep their gradient.
+        landmark flow then closes an eye. The learned keypoints keep their gradient (and share E's expression
+        MLP with the landmarks, so the shield is partial).
     """
 
     enabled: bool = False
