@@ -47,6 +47,8 @@ BAD_SETS = [
     ("model.pechead.encoder_blocks=0", "model.pechead.encoder_blocks must be in [1, 8]"),
     ("model.pechead.cap_shift=2", "model.pechead.cap_shift must be in [0, 0.5]"),
     ("model.pechead.tps_regularization=-0.1", "model.pechead.tps_regularization must be in"),
+    ("model.pechead.blend_decoder=residual", "act only with pechead.output_blend=true"),
+    ("model.pechead.blend_warp=flow", "act only with pechead.output_blend=true"),
     ("gan.discriminator.scales=[0]", "gan.discriminator.scales[0] must be in [0.01, 1]"),
     ("gan.discriminator.num_layers=100", "gan.discriminator.num_layers must be in [1, 8]"),
     ("gan.lr=0", "gan.lr must be in"),

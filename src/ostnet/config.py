@@ -179,6 +179,10 @@ class PECHeadConfig:
     blend_decoder: Literal["mix", "residual"] = "mix"
     detach_landmarks: bool = False
 
+    def __post_init__(self) -> None:
+        if not self.output_blend and (self.blend_warp, self.blend_decoder) != ("pictures", "mix"):
+            raise ValueError("pechead.blend_warp and pechead.blend_decoder act only with pechead.output_blend=true")
+
 
 @dataclass
 class ModelConfig:

@@ -394,18 +394,20 @@ class PECHeadGenerator(OSTNetGenerator):
     def _blend(self, feature: Tensor, image: Tensor, flows: tuple[Tensor, Tensor], painted: Tensor) -> Tensor:
         """pechead.output_blend: softmax weights per pixel of (flow_k, flow_l[, decoder]). ``blend_warp`` says
         whether the two flows' weights mix two warped pictures or the flows themselves (one warp);
-        ``blend_decoder`` whether the decoder's picture is the third input of the mix or a residual on top."""
+        ``blend_decoder`` whether the decoder's picture is the third input of the mix or a residual on top (then
+        the two warps' weights sum to 1)."""
         weights = F.softmax(self.blend(feature), dim=1)
+        w_k, w_l = weights[:, :1], weights[:, 1:2]
         flow_k, flow_l = (resize_flow(f, *image.shape[-2:]) for f in flows)
-        warped_weight = weights[:, :2].sum(dim=1, keepdim=True).clamp_min(1e-12)  # 1 without the decoder's input
         if self.blend_warp == "flow":
-            share_k = (weights[:, :1] / warped_weight).permute(0, 2, 3, 1)
-            warped = warp(image, share_k * flow_k + (1 - share_k) * flow_l)
+            warped_weight = w_k + w_l
+            share_k = (w_k / warped_weight.clamp_min(1e-12)).permute(0, 2, 3, 1)
+            warped = warped_weight * warp(image, share_k * flow_k + (1 - share_k) * flow_l)
         else:
-            warped = (weights[:, :1] * warp(image, flow_k) + weights[:, 1:2] * warp(image, flow_l)) / warped_weight
+            warped = w_k * warp(image, flow_k) + w_l * warp(image, flow_l)
         if self.blend_decoder == "residual":
             return (warped + 2 * painted - 1).clamp(0, 1)
-        return warped_weight * warped + weights[:, 2:] * painted
+        return warped + weights[:, 2:] * painted
 
     def _paint(self, level: int, feature: Tensor, landmarks: Tensor, reference: Tensor | None) -> Tensor:
         """pechead.expression_map: feature + W^m (H(driving landmarks) - H(reference)); unchanged when off."""
