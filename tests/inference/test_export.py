@@ -1,6 +1,9 @@
-"""``ostnet export --format onnx`` and ``ostnet animate --runtime onnx``: the ONNX round trip for ``tiny``."""
+"""``ostnet export --format onnx`` and ``ostnet animate --runtime onnx``: the ONNX round trip for ``tiny`` and
+``tiny-pechead``."""
 
 from __future__ import annotations
+
+import shutil
 
 import numpy as np
 import pytest
@@ -9,7 +12,10 @@ import torch
 from ostnet.checkpoint import load_checkpoint, save_checkpoint
 from ostnet.cli import main
 from ostnet.errors import OstnetError
+from ostnet.geometry.matrix import solve_unrolled
+from ostnet.geometry.tps import tps_kernel
 from ostnet.inference.animator import Animator
+from ostnet.inference.controls import Controls
 from ostnet.inference.export import OnnxAnimator, _export, blocking_operator, read_manifest
 from ostnet.io.image import load_image
 from ostnet.models.ostnet import build_model
@@ -47,9 +53,19 @@ def test_export_round_trip_matches_pytorch(exported, tiny_checkpoint):
 
 
 def test_animate_with_onnx_runtime_equals_torch(exported, tiny_checkpoint, shared_dir, tmp_path, capsys):
+    _same_frames_both_runtimes(tiny_checkpoint, exported, shared_dir, tmp_path, [])
+
+
+def test_animate_a_pechead_export_with_controls(pechead_export, shared_dir, tmp_path, capsys):
+    """``ostnet animate --runtime onnx --yaw 10 --smile 0.5`` on a PECHead export == the same with PyTorch."""
+    checkpoint, folder = pechead_export
+    _same_frames_both_runtimes(checkpoint, folder, shared_dir, tmp_path, ["--yaw", "10", "--smile", "0.5"])
+
+
+def _same_frames_both_runtimes(checkpoint, exported, shared_dir, tmp_path, controls: list[str]) -> None:
     common = ["animate", "--quiet", "--no-crop", "--max-frames", "3", "--source",
               str(shared_dir / "data/portraits/s9.jpg"), "--driving", str(shared_dir / "data/clips/d0.mp4"),
-              "--checkpoint", str(tiny_checkpoint)]  # fmt: skip
+              "--checkpoint", str(checkpoint), *controls]  # fmt: skip
     for runtime in ("torch", "onnx"):
         extra = ["--onnx-dir", str(exported)] if runtime == "onnx" else []
         out = tmp_path / runtime
@@ -93,16 +109,73 @@ def test_a_blocking_operator_is_named(tmp_path, capfd):
     assert blocking_operator(RuntimeError("something else")) is None
 
 
-def test_a_pechead_checkpoint_is_refused_in_one_line(tmp_path, capfd):
-    """PECHead's per-frame landmark spline solves a linear system (``aten::linalg_solve``, no ONNX conversion):
-    exit 2, the one error line and nothing else on either stream, no folder."""
+@pytest.fixture(scope="module")
+def pechead_export(tmp_path_factory):
+    """An untrained tiny-pechead (CAP's gate starts at tanh 0.55 = 0.5, so its state matters) and its export."""
+    folder = tmp_path_factory.mktemp("onnx-pechead")
     torch.manual_seed(0)
-    checkpoint = save_checkpoint(build_model("tiny-pechead"), tmp_path / "p.safetensors")
-    capfd.readouterr()
-    assert main(["export", str(checkpoint), "--output", str(tmp_path / "out")]) == 2
-    out, err = capfd.readouterr()
-    assert out == "" and err.count("\n") == 1 and "aten::linalg_solve cannot be exported" in err
-    assert not (tmp_path / "out").exists()
+    checkpoint = save_checkpoint(build_model("tiny-pechead"), folder / "p.safetensors")
+    assert main(["export", str(checkpoint), "--output", str(folder / "out")]) == 0
+    return checkpoint, folder / "out"
+
+
+def test_pechead_export_equals_the_torch_animator_with_controls(pechead_export):
+    """PECHead exports (the landmark spline's solve unrolled): onnxruntime gives what the PyTorch Animator gives
+    with the same controls, over calls of 3 and then 5 frames, and again after ``set_source`` restarts the video.
+    Between calls both hold the same state: CAP's (the bottleneck after the last frame) and the relative pose's
+    first driving frame."""
+    checkpoint, folder = pechead_export
+    assert sorted(p.name for p in folder.glob("*.onnx")) == ["coefficients.onnx", "prepare.onnx", "step.onnx"]
+    controls = Controls(yaw=10.0, mouth_open=0.5)
+    images = _images(9, seed=5)
+    eager = Animator(load_checkpoint(checkpoint), device="cpu", controls=controls)
+    onnx = OnnxAnimator(folder, checkpoint, controls=controls)
+    results = []
+    for animator in (eager, onnx):
+        animator.set_source(images[:1])
+        results.append([animator.animate(images[1:4]).prediction])
+    cap = eager.model.generator.cap
+    assert cap.state is not None and np.isfinite(onnx.cap_state).all()
+    assert np.abs(onnx.cap_state - cap.state.numpy()).max() <= 1e-4
+    assert torch.allclose(onnx.controls.first_pose, eager.control_state.first_pose, atol=1e-5)
+    for animator, out in zip((eager, onnx), results, strict=True):
+        out.append(animator.animate(images[4:]).prediction)
+    want, got = torch.cat(results[0]), torch.cat(results[1])
+    assert want.shape == got.shape == (8, 3, 64, 64) and (want - got).abs().max() <= 1e-4
+    onnx.set_source(images[:1])
+    assert np.isnan(onnx.cap_state).all() and onnx.controls.first_pose is None
+    assert (onnx.animate(images[1:3]).prediction - want[:2]).abs().max() <= 1e-4
+
+
+def test_onnx_runtime_refuses_controls_a_model_cannot_honour(exported, tiny_checkpoint):
+    with pytest.raises(OstnetError, match=r"^--yaw: model 'tiny' cannot honour it"):
+        OnnxAnimator(exported, tiny_checkpoint, controls=Controls(yaw=5.0))
+
+
+def test_an_unloadable_graph_is_one_line(exported, tiny_checkpoint, tmp_path):
+    """onnxruntime's own error on a damaged graph becomes one OstnetError line."""
+    broken = tmp_path / "broken"
+    shutil.copytree(exported, broken)
+    (broken / "step.onnx").write_bytes(b"not a graph")
+    with pytest.raises(OstnetError, match=r"onnxruntime cannot load the graphs") as info:
+        OnnxAnimator(broken, tiny_checkpoint)
+    assert "\n" not in str(info.value)
+
+
+def test_solve_unrolled_equals_linalg_solve():
+    """Gauss-Jordan with partial pivoting == torch.linalg.solve: a random system, and a thin-plate spline's, whose
+    zero diagonal block needs the row swaps (without them the first zero pivot divides by zero)."""
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(3, 9, 9, generator=gen, dtype=torch.float64)
+    b = torch.randn(3, 9, 2, generator=gen, dtype=torch.float64)
+    assert torch.allclose(solve_unrolled(a, b), torch.linalg.solve(a, b), atol=1e-10)
+    points = torch.rand(2, 6, 2, generator=gen, dtype=torch.float64) * 2 - 1
+    affine = torch.cat([torch.ones(2, 6, 1, dtype=torch.float64), points], dim=2)
+    tps = torch.cat([torch.cat([torch.zeros(2, 3, 3, dtype=torch.float64), affine.transpose(1, 2)], 2),
+                     torch.cat([affine, tps_kernel(torch.cdist(points, points) ** 2)], 2)], 1)  # fmt: skip
+    rhs = torch.randn(2, 9, 2, generator=gen, dtype=torch.float64)
+    assert tps[0, 0, 0] == 0
+    assert torch.allclose(solve_unrolled(tps, rhs), torch.linalg.solve(tps, rhs), atol=1e-9)
 
 
 def test_a_failed_export_restores_grad_mode(tmp_path, monkeypatch):

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from ostnet.geometry.grid import make_coordinate_grid
+from ostnet.geometry.matrix import solve
 from ostnet.geometry.warp import warp
 
 
@@ -159,7 +160,7 @@ def tps_transform_points(source: Tensor, target: Tensor, points: Tensor, regular
     top = torch.cat([kernel, affine], dim=2)
     bottom = torch.cat([affine.transpose(1, 2), torch.zeros(b, 3, 3, dtype=src.dtype, device=src.device)], dim=2)
     rhs = torch.cat([target.double(), torch.zeros(b, 3, 2, dtype=src.dtype, device=src.device)], dim=1)
-    params = torch.linalg.solve(torch.cat([top, bottom], dim=1), rhs)  # (B, N + 3, 2)
+    params = solve(torch.cat([top, bottom], dim=1), rhs)  # (B, N + 3, 2)
     pts = points.double()
     basis = tps_kernel(torch.cdist(pts, src) ** 2)  # (B, M, N)
     lin = torch.cat([torch.ones_like(pts[..., :1]), pts], dim=2)  # (B, M, 3)

@@ -192,22 +192,30 @@ def parse_regions(text: str) -> dict[str, float] | str:
 
 def supported_controls(model) -> frozenset[str]:
     """The Controls fields ``model`` can honour: all of them for PECHead models, none for 2-D keypoint models."""
-    if getattr(model, "controllable", False):
-        return frozenset(f.name for f in dataclasses.fields(Controls))
-    return frozenset()
+    return _supported(bool(getattr(model, "controllable", False)))
+
+
+def _supported(controllable: bool) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(Controls)) if controllable else frozenset()
 
 
 def check_supported(model, controls: Controls, extra: tuple[str, ...] = ()) -> None:
     """OstnetError naming the first control (or ``extra`` option, e.g. --pose-from) ``model`` cannot honour."""
+    check_controls(bool(getattr(model, "controllable", False)), model.cfg.name, controls, extra)
+
+
+def check_controls(controllable: bool, preset: str, controls: Controls, extra: tuple[str, ...] = ()) -> None:
+    """``check_supported`` for a model known by whether it is ``controllable`` and its preset's name (an ONNX
+    export's manifest)."""
     wanted = [*controls.changed(), *extra]
-    supported = supported_controls(model)
+    supported = _supported(controllable)
     missing = [name for name in wanted if name not in supported and not name.startswith("--")] + [
         name for name in extra if name.startswith("--") and not supported
     ]
     if missing:
         name = missing[0] if missing[0].startswith("--") else "--" + missing[0].replace("_", "-")
         raise OstnetError(
-            f"{name}: model {model.cfg.name!r} cannot honour it (its 2-D keypoints cannot turn a head or change an "
+            f"{name}: model {preset!r} cannot honour it (its 2-D keypoints cannot turn a head or change an "
             "expression by itself); use a PECHead checkpoint (presets pechead-256, pechead-st, tiny-pechead)"
         )
 

@@ -38,7 +38,7 @@ from ostnet.checkpoint import load_checkpoint
 from ostnet.errors import OstnetError
 from ostnet.inference.animator import Animator
 from ostnet.inference.best_frame import scan_best_frame
-from ostnet.inference.controls import Controls, check_supported
+from ostnet.inference.controls import check_supported
 from ostnet.inference.export import OnnxAnimator
 from ostnet.inference.faces import DrivingCrop, DrivingVideo, SourceImage, prepare_source
 from ostnet.inference.options import AnimateMode, AnimateOptions, CropOptions
@@ -249,8 +249,8 @@ def _check_options(options: AnimateOptions) -> None:
         raise OstnetError("--runtime onnx needs --onnx-dir DIR (made by `ostnet export CKPT --format onnx`)")
     if options.runtime == "onnx" and options.motion_smooth != "none":
         raise OstnetError("--motion-smooth works with --runtime torch only")
-    if options.runtime == "onnx" and (options.controls != Controls() or options.pose_from or options.expression_from):
-        raise OstnetError("pose and expression controls work with --runtime torch only")
+    if options.runtime == "onnx" and (options.pose_from or options.expression_from):
+        raise OstnetError("--pose-from and --expression-from work with --runtime torch only")
     inputs = {"--source": options.source, "--driving": options.driving, "--checkpoint": options.checkpoint}
     inputs.update({"--pose-from": options.pose_from, "--expression-from": options.expression_from})
     inputs["--onnx-dir"] = options.onnx_dir
@@ -263,7 +263,9 @@ def load_animator(options: AnimateOptions) -> Animator:
         raise OstnetError("no checkpoint given (--checkpoint)")
     if options.runtime == "onnx":
         mode = "relative" if options.mode == "best-frame" else options.mode
-        return OnnxAnimator(options.onnx_dir, options.checkpoint, mode=mode, adapt_scale=options.adapt_scale)
+        return OnnxAnimator(
+            options.onnx_dir, options.checkpoint, mode=mode, adapt_scale=options.adapt_scale, controls=options.controls
+        )
     return animator_for(load_checkpoint(options.checkpoint), options)
 
 
@@ -296,7 +298,7 @@ def driver_tracks(options: AnimateOptions, animator: Animator, total: int) -> tu
     """The coefficient tracks of ``--pose-from`` and ``--expression-from`` (None where not given)."""
     extra = tuple(name for name, path in (("--pose-from", options.pose_from),
                                           ("--expression-from", options.expression_from)) if path)  # fmt: skip
-    if options.runtime == "onnx":  # no controls (checked in _check_options) and no PyTorch model to ask
+    if options.runtime == "onnx":  # no second drivers (checked in _check_options), the controls checked on loading
         return (None, None)
     check_supported(animator.model, options.controls, extra)
     return tuple(

@@ -279,11 +279,14 @@ class TemporalContext(nn.Module):
 
     def run(self, clips: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Clips (N, T, C, h, w), each in order, from ``state`` (N, C, h, w) (None: h_0 = f_0) -> (outputs of
-        the same shape, the state after the last frame)."""
+        the same shape, the state after the last frame). A NaN state is no state either (h_0 = f_0): how the
+        exported step graph (``ostnet export``), whose state is a graph input, starts a video."""
+        if state is not None:
+            state = torch.where(torch.isnan(state), clips[:, 0], state.to(clips.dtype))
         outputs = []
         for t in range(clips.shape[1]):
             frame = clips[:, t]
-            out, state = self.step(frame, frame if state is None else state.to(frame.dtype))
+            out, state = self.step(frame, frame if state is None else state)
             outputs.append(out)
         return torch.stack(outputs, dim=1), state
 
