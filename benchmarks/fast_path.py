@@ -3,6 +3,7 @@ fomm-vox-256 eager path (FOMM's stand-in), in one process, interleaved.
 
 Usage:  python benchmarks/fast_path.py [--device cpu|cuda] [--threads 2] [--batches 1,8] [--repeats 7]
                                        [--dtypes fp32,bf16] [--onnx DIR|export] [--compile] [--cuda-graphs]
+                                       [--pechead]
 
 Every round runs each variant once per batch size, in turn, so load from other jobs hits all of them alike; the
 table gives the median and the minimum ms per frame over the rounds and the ratios of the minima (a ratio from one
@@ -12,6 +13,8 @@ random smooth 256x256 images; the per-source work is cached (``Animator.set_sour
 Variants: ``eager`` = ``Animator(fast=False)``; ``fast`` = ``Animator()`` (the default); ``compile`` = the fast
 path with ``torch.compile`` on the per-frame step (``--compile``; with ``--cuda-graphs`` mode reduce-overhead);
 ``onnx`` = onnxruntime on the CPU (``--onnx DIR`` from ``ostnet export``, or ``--onnx export`` to export here).
+``--pechead`` adds pechead-256 (random weights): its Animator (always the model as it is, CAP in video mode) and,
+with ``--onnx export``, its export (two graphs, the step frame by frame, the controls on the host).
 """
 
 from __future__ import annotations
@@ -68,6 +71,12 @@ def build_variants(args: argparse.Namespace) -> dict[str, object]:
             variants[f"ostnet-vox-256 compile {dtype}"] = compiled(fast, args.cuda_graphs)
     if args.onnx:
         variants["ostnet-vox-256 onnxruntime fp32"] = onnx_animator(ostnet, args)
+    if args.pechead:
+        torch.manual_seed(0)
+        pechead = randomise_norms(build_model("pechead-256"))
+        variants["pechead-256 eager fp32"] = Animator(pechead, device=args.device)
+        if args.onnx == "export":
+            variants["pechead-256 onnxruntime fp32"] = onnx_animator(pechead, args)
     return variants
 
 
@@ -77,12 +86,13 @@ def onnx_animator(model, args: argparse.Namespace):
 
     if args.onnx != "export":
         return OnnxAnimator(args.onnx, threads=args.threads)
-    folder = Path(tempfile.mkdtemp(prefix="ostnet-bench-"))
-    checkpoint = save_checkpoint(model, folder / "model.safetensors")
-    start = time.perf_counter()
-    summary = export_onnx(model, checkpoint, folder / "onnx")
-    print(f"export: {summary.line()} ({time.perf_counter() - start:.0f} s)", flush=True)
-    return OnnxAnimator(folder / "onnx", threads=args.threads)
+    with tempfile.TemporaryDirectory(prefix="ostnet-bench-") as tmp:  # onnxruntime holds the graphs once loaded
+        folder = Path(tmp)
+        checkpoint = save_checkpoint(model, folder / "model.safetensors")
+        start = time.perf_counter()
+        summary = export_onnx(model, checkpoint, folder / "onnx")
+        print(f"export: {summary.line()} ({time.perf_counter() - start:.0f} s)", flush=True)
+        return OnnxAnimator(folder / "onnx", threads=args.threads)
 
 
 def sync(device: str) -> None:
@@ -125,8 +135,9 @@ def report(args: argparse.Namespace, times: dict[tuple[str, int], list[float]]) 
                 continue
             best = min(values)
             dtype = name.rsplit(" ", 1)[1]
-            eager = times.get((f"ostnet-vox-256 eager {dtype}", b))
-            vs_eager = f"{best / min(eager):.2f}" if eager and "ostnet" in name else "-"
+            model = name.split(" ", 1)[0]
+            eager = times.get((f"{model} eager {dtype}", b))
+            vs_eager = f"{best / min(eager):.2f}" if eager and model != "fomm-vox-256" else "-"
             print(
                 f"| {name} | {statistics.median(values):.1f} | {best:.1f} | {1000 / best:.1f} | "
                 f"{best / stand_in[b]:.2f} | {vs_eager} |"
@@ -141,6 +152,7 @@ def main() -> None:
     parser.add_argument("--dtypes", default="fp32,bf16")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--onnx", default=None, metavar="DIR|export", help="also time onnxruntime (CPU)")
+    parser.add_argument("--pechead", action="store_true", help="also time pechead-256 (and its export)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile on the fast path")
     parser.add_argument("--cuda-graphs", action="store_true", help="compile with mode=reduce-overhead (CUDA graphs)")
     args = parser.parse_args()
