@@ -27,6 +27,8 @@ drawing parameters and compared with the model's still edit (``Animator.edit``) 
   animated by the same head with the mouth open 1.0 (eyes at 0.2), exact R: the change the instrument reads on
   the output against the driving frame's, and both L1s to the driving frame. What plain animation cannot show,
   no edit will;
+* ``--local``: the edits again with ``edit_area`` local (the expression edits change the picture only where they
+  move the model's landmarks; pose edits are the same), under ``edits_local``;
 * ``--landmark-warp SIZE`` (no model): the landmark flow's ceiling, the source warped by the model's landmark
   thin-plate spline from the exact source landmarks to the exact edited ones, scored like an edit.
 
@@ -197,12 +199,14 @@ def _landmark_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(a) - np.asarray(b), axis=-1).mean())
 
 
-def edit_scores(model, heads: list[HeadParams], texture: float, instrument, oracle: bool = False) -> dict:
+def edit_scores(
+    model, heads: list[HeadParams], texture: float, instrument, oracle: bool = False, area: str = "whole"
+) -> dict:
     size = model.image_size
     out: dict = {}
     plain = Animator(model, device="cpu")
     for name, (controls, change) in EDITS.items():
-        editor = Animator(model, device="cpu", controls=controls)
+        editor = Animator(model, device="cpu", controls=dataclasses.replace(controls, edit_area=area))
         rows: dict[str, list] = {}
         for params in heads:
             edited_params = change(params)
@@ -327,19 +331,26 @@ def landmark_warp_scores(heads: list[HeadParams], size: int, texture: float, ins
     return out
 
 
-def edit_grid(model, heads: list[HeadParams], texture: float, edits: tuple[str, ...], path: Path) -> None:
+def edit_grid(
+    model, heads: list[HeadParams], texture: float, edits: tuple[str, ...], path: Path, local: bool = False
+) -> None:
     """A PNG, one row per head: source, zero-edit output, then for each edit the true edited head and the
-    model's edit (3x, nearest neighbour)."""
+    model's edit (with ``local``, then its ``edit_area`` local edit too) (3x, nearest neighbour)."""
     size, rows = model.image_size, []
     plain = Animator(model, device="cpu")
-    editors = {name: Animator(model, device="cpu", controls=EDITS[name][0]) for name in edits}
+    areas = ("whole", "local") if local else ("whole",)
+    editors = {name: [Animator(model, device="cpu", controls=dataclasses.replace(EDITS[name][0], edit_area=area))
+                      for area in areas] for name in edits}  # fmt: skip
     for params in heads:
         source = _image(params, size, texture)
         plain.set_source(source)
         row = [source, plain.edit()]
-        for name, editor in editors.items():
-            editor.set_source(source)
-            row += [_image(EDITS[name][1](params), size, texture), editor.edit()]
+        for name, animators in editors.items():
+            row.append(_image(EDITS[name][1](params), size, texture))
+            expression_edit = dataclasses.replace(EDITS[name][0], edit_area="local").local_edits
+            for editor in animators if expression_edit else animators[:1]:
+                editor.set_source(source)
+                row.append(editor.edit())
         rows.append(torch.cat(row, dim=3))
     grid = (torch.cat(rows, dim=2)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     Image.fromarray(grid.repeat(3, axis=0).repeat(3, axis=1)).save(path)
@@ -398,6 +409,7 @@ def main() -> None:
     parser.add_argument(
         "--landmark-warp", type=int, metavar="SIZE", help="also the exact landmark warp's scores at SIZE px (no model)"
     )
+    parser.add_argument("--local", action="store_true", help="also the edits with edit_area local")
     parser.add_argument("--grid", type=Path, help="also a PNG of the first checkpoint's yaw +30 / mouth +1.0 edits")
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args()
@@ -423,6 +435,9 @@ def main() -> None:
         instrument = load_instrument(args.instrument, model.image_size, args.texture)
         entry = {"checkpoint": path, "edits": edit_scores(model, heads, args.texture, instrument)}
         entry["reconstruction"] = expression_reconstruction(model, heads, args.texture, instrument)
+        if args.local:
+            entry["edits_local"] = edit_scores(model, heads, args.texture, instrument, area="local")
+            print(label, "local", json.dumps({k: v["change_l1"] for k, v in entry["edits_local"].items()}), flush=True)
         if args.oracle:
             entry["edits_exact_source_r"] = edit_scores(model, heads, args.texture, instrument, oracle=True)
         print(label, json.dumps({k: v["change_l1"] for k, v in entry["edits"].items()}), flush=True)
@@ -440,7 +455,7 @@ def main() -> None:
     args.output.write_text(json.dumps(results, indent=1))
     if args.grid:
         model = load_checkpoint(args.checkpoint[0].partition("=")[2]).eval()
-        edit_grid(model, heads[:4], args.texture, ("yaw +30", "mouth +1.0"), args.grid)
+        edit_grid(model, heads[:4], args.texture, ("yaw +30", "mouth +1.0"), args.grid, args.local)
 
 
 if __name__ == "__main__":

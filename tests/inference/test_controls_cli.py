@@ -43,6 +43,11 @@ def test_edit_command_writes_the_edited_portrait(shared_dir, tmp_path, pechead_c
             "--output", out, "--yaw", 15, "--smile", 0.5]  # fmt: skip
     assert main([str(a) for a in args]) == 0
     assert load_image(out).shape == (64, 64, 3) and "yaw, smile" in capsys.readouterr().out
+    local, recipe = tmp_path / "local.png", tmp_path / "local.json"
+    args = ["edit", "--source", shared_dir / "data/portraits/s42.jpg", "--checkpoint", pechead_checkpoint,
+            "--output", local, "--mouth-open", 1, "--edit-area", "local", "--save-recipe", recipe]  # fmt: skip
+    assert main([str(a) for a in args]) == 0
+    assert Controls.load(recipe).edit_area == "local" and load_image(local).shape == (64, 64, 3)
     pasted = tmp_path / "pasted.jpg"
     args = ["edit", "--source", shared_dir / "data/portraits/s42.jpg", "--checkpoint", pechead_checkpoint,
             "--output", pasted, "--paste-back", "--pitch", -5]  # fmt: skip
@@ -76,6 +81,8 @@ def _cases(shared, tmp, pechead_checkpoint, tiny_checkpoint):
                                               "--expression-from: model 'tiny' cannot honour it"),
         "edit with a 2-D model": ([*edit, "--checkpoint", tiny_checkpoint, "--smile", 0.5],
                                   "--smile: model 'tiny' cannot honour it"),
+        "local edits with a 2-D model": ([*edit, "--checkpoint", tiny_checkpoint, "--edit-area", "local"],
+                                         "--edit-area: model 'tiny' cannot honour it"),
     }  # fmt: skip
 
 

@@ -147,9 +147,12 @@ def test_pechead_export_equals_the_torch_animator_with_controls(pechead_export):
     assert (onnx.animate(images[1:3]).prediction - want[:2]).abs().max() <= 1e-4
 
 
-def test_onnx_runtime_refuses_controls_a_model_cannot_honour(exported, tiny_checkpoint):
+def test_onnx_runtime_refuses_controls_a_model_cannot_honour(exported, tiny_checkpoint, pechead_export):
     with pytest.raises(OstnetError, match=r"^--yaw: model 'tiny' cannot honour it"):
         OnnxAnimator(exported, tiny_checkpoint, controls=Controls(yaw=5.0))
+    checkpoint, folder = pechead_export
+    with pytest.raises(OstnetError, match=r"^--edit-area local works with --runtime torch only"):
+        OnnxAnimator(folder, checkpoint, controls=Controls(smile=0.5, edit_area="local"))
 
 
 def test_an_unloadable_graph_is_one_line(exported, tiny_checkpoint, tmp_path):

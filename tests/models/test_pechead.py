@@ -17,7 +17,14 @@ from ostnet.geometry.rotation import rotate_points_2d
 from ostnet.geometry.tps import tps_flow
 from ostnet.geometry.warp import warp
 from ostnet.inference.animator import Animator, _expand
-from ostnet.inference.controls import Controls, ControlState, parse_pose, parse_regions, supported_controls
+from ostnet.inference.controls import (
+    Controls,
+    ControlState,
+    local_edit_mask,
+    parse_pose,
+    parse_regions,
+    supported_controls,
+)
 from ostnet.losses.objective import expression_region_loss
 from ostnet.models.ostnet import build_model
 from ostnet.models.pechead import PLACEMENT, FeatureFusion, PECHead, TemporalContext
@@ -91,6 +98,38 @@ def test_still_edit_with_zero_controls_is_the_self_reconstruction(model, frames)
     edited = _animator(model, controls=Controls(yaw=20.0, mouth_open=0.5))
     edited.set_source(frames[:1])
     assert (edited.edit() - animator.edit()).abs().max() > 1e-3  # an edit changes the (untrained) picture
+
+
+def test_local_edit_changes_the_picture_only_where_the_edit_moves_the_landmarks(model, frames):
+    """``edit_area`` local: where the mouth edit's landmark mask is 0, the still edit is the picture without the
+    mouth edit (the yaw offset kept) to the bit; elsewhere the mask mixes it with the whole edit; without an
+    expression edit, local is whole. In a video it leaves CAP's state as the whole edit leaves it."""
+    results = {}
+    for name, controls in {"whole": Controls(yaw=10.0, mouth_open=1.0), "yaw only": Controls(yaw=10.0),
+                           "local": Controls(yaw=10.0, mouth_open=1.0, edit_area="local"),
+                           "local yaw": Controls(yaw=10.0, edit_area="local")}.items():  # fmt: skip
+        animator = _animator(model, controls=controls)
+        animator.set_source(frames[:1])
+        results[name] = animator.edit()
+    assert torch.equal(results["local yaw"], results["yaw only"])
+    with torch.no_grad():
+        kp = model.detect(frames[:1])
+        own = kp.coefficients
+        posed = [model.pose_keypoints(kp, ControlState(c).apply(own, own, own)).landmarks
+                 for c in (Controls(yaw=10.0, mouth_open=1.0), Controls(yaw=10.0))]  # fmt: skip
+    mask = local_edit_mask(model.landmark_region(*posed, 64, 64)).expand_as(results["local"])
+    assert 0.005 < (mask > 0).float().mean() < 0.5 and mask.max() > 0.1
+    assert torch.equal(results["local"][mask == 0], results["yaw only"][mask == 0])
+    mixed = results["yaw only"] + mask * (results["whole"] - results["yaw only"])
+    torch.testing.assert_close(results["local"], mixed, atol=1e-6, rtol=0)
+    assert (results["whole"] - results["yaw only"])[mask == 0].abs().max() > 1e-4  # whole changes it there
+    states = []
+    for area in ("whole", "local"):
+        animator = _animator(model, controls=Controls(mouth_open=0.5, edit_area=area), motion_smooth="one-euro")
+        animator.set_source(frames[:1])
+        animator.animate(frames[1:4])
+        states.append(model.generator.cap.state.clone())
+    assert torch.equal(states[0], states[1])
 
 
 @pytest.mark.parametrize(
@@ -364,6 +403,7 @@ def test_controls_validation_recipe_and_parsing(tmp_path):
         ({"regions": {"mouth": 1.5}}, "region weight mouth"),
         ({"regions": {"nose": 1.0}}, "unknown region"),
         ({"pose": "fixed"}, "fixed pose needs its angles"),
+        ({"edit_area": "mouth"}, "unknown edit area 'mouth'"),
     ):
         with pytest.raises(OstnetError, match=message):
             Controls(**kwargs)

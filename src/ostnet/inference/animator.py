@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from ostnet.errors import OstnetError
-from ostnet.inference.controls import Controls, ControlState, check_supported
+from ostnet.inference.controls import Controls, ControlState, check_supported, local_edit_mask
 from ostnet.inference.fast import optimize_for_inference, packing_available
 from ostnet.inference.relative import movement_scale, relative_motion
 from ostnet.inference.smoothing import SmoothingConfig, make_smoother, smooth_tensors
@@ -277,11 +277,10 @@ class Animator:
         self.control_state.reset()
         state = self.source
         with self._autocast():
-            own = state.kp.coefficients
-            kp = self.net.pose_keypoints(state.kp, self.control_state.apply(own, own, own))
+            kp, reference = self._controlled(state, state.kp, (None, None))
             _, _, z = self.step.motion(state.image, state.kp)  # SE models: the source's own scale code
             self.net.temporal = "none"
-            prediction = self.step.render(state.prepared, kp, z)
+            prediction = self._render(state.prepared, kp, z, reference)
         return prediction.float().clamp(0, 1)
 
     @torch.inference_mode()
@@ -319,11 +318,29 @@ class Animator:
         return self._step(state, frames, temporal=False, anchor=anchor).prediction
 
     def _controlled(self, state: SourceState, kp_motion, drivers: tuple[Tensor | None, Tensor | None]):
-        """PECHead: the coefficients of the drivers through the controls, then the source posed with them."""
+        """PECHead: the coefficients of the drivers through the controls, then the source posed with them; and,
+        with local expression edits (``Controls.local_edits``), the source posed without the edits (else None)."""
         own = kp_motion.coefficients
         pose, expression = (own if d is None else d.to(own.device, own.dtype) for d in drivers)
-        coefficients = self.control_state.apply(state.kp.coefficients[:1], pose, expression)
-        return self.net.pose_keypoints(state.kp, coefficients)
+        source = state.kp.coefficients[:1]
+        kp = self.net.pose_keypoints(state.kp, self.control_state.apply(source, pose, expression))
+        if not self.controls.local_edits:
+            return kp, None
+        unedited = self.control_state.apply(source, pose, expression, with_edits=False)
+        return kp, self.net.pose_keypoints(state.kp, unedited)
+
+    def _render(self, prepared, kp, z: Tensor | None, reference=None) -> Tensor:
+        """The generator's picture for ``kp``. With a ``reference`` (the keypoints without the expression edits,
+        ``edit_area`` local) also the picture for it, from the same temporal state, and the edits' picture only
+        where they move the landmarks: reference + mask (edited - reference)."""
+        if reference is None:
+            return self.step.render(prepared, kp, z)
+        with self.net.temporal_state_kept():
+            unedited = self.step.render(prepared, reference, z)
+        edited = self.step.render(prepared, kp, z)
+        region = self.net.landmark_region(kp.landmarks, reference.landmarks, *edited.shape[-2:])
+        mask = local_edit_mask(region).to(edited.dtype)
+        return unedited + mask * (edited - unedited)
 
     def _step(
         self,
@@ -342,12 +359,19 @@ class Animator:
             anchor_kp = None
         with self._autocast():
             kp_motion, rectified, z = self.step.motion(frames, state.kp, anchor_kp, scale)
+            reference = None
             if self.controllable:
-                kp_motion = self._controlled(state, kp_motion, drivers) if temporal else kp_motion
+                if temporal:
+                    kp_motion, reference = self._controlled(state, kp_motion, drivers)
                 self.net.temporal = "video" if temporal else "none"
             if smooth:  # the positions that drive the generator (and PECHead's landmarks), and z
                 names = [n for n in ("value", "jacobian", "landmarks") if n in kp_motion._fields]
                 *fields, z = smooth_tensors(self.smoother, [*(getattr(kp_motion, n) for n in names), z])
-                kp_motion = kp_motion._replace(**dict(zip(names, fields, strict=True)))
-            prediction = self.step.render(state.prepared, kp_motion, z)
+                smoothed = kp_motion._replace(**dict(zip(names, fields, strict=True)))
+                if reference is not None:  # the same correction: the edits' offset is not smoothed away
+                    moved = [n for n in names if getattr(kp_motion, n) is not None]
+                    shift = {n: getattr(reference, n) + getattr(smoothed, n) - getattr(kp_motion, n) for n in moved}
+                    reference = reference._replace(**shift)
+                kp_motion = smoothed
+            prediction = self._render(state.prepared, kp_motion, z, reference)
         return FrameBatch(prediction.float().clamp(0, 1), rectified.float())

@@ -15,6 +15,10 @@ poses the source (``PECHead.pose_keypoints``), in this order:
    ``smile``, ``eyes``/``eye_left``/``eye_right``, ``brows`` (added);
 3. regions: soft weights per group (pose, eyes, brows, mouth) blend the source's R (0) with the result (1).
 
+``edit_area``: ``whole`` (the slides: the picture is rendered from the edited R) or ``local`` (beyond the slides:
+the expression edits of step 2 change the picture only where they move the landmarks; the Animator renders R with
+and without them and mixes the two with the model's landmark region, ``LOCAL_EDIT_GAIN``).
+
 Zero controls (``Controls()``) are plain animation. A model with 2-D keypoints (OSTNet, FOMM) cannot turn a head:
 ``check_supported`` names the first control it cannot honour.
 """
@@ -37,6 +41,13 @@ from ostnet.geometry.rotation import euler_angles, rotation_matrix
 
 PoseMode = Literal["relative", "absolute", "source", "fixed"]
 ExpressionMode = Literal["driving", "source", "neutral"]
+EditArea = Literal["whole", "local"]
+EDIT_AREAS = ("whole", "local")
+EXPRESSION_EDITS = ("mouth_open", "smile", "eyes", "eye_left", "eye_right", "brows")
+# edit_area local: the mask is clamp(gain * the largest landmark heat change, 0, 1). 3 measured best of 1, 3, 10 on
+# mouth and eye edits of tiny-pechead (docs/results.md, "Local expression edits").
+LOCAL_EDIT_GAIN = 3.0
+LOCAL_EDIT_FLOOR = 0.01  # below it the mask is 0: there the picture is exactly the one without the edits
 POSE_MODES = ("relative", "absolute", "source", "fixed")
 EXPRESSION_MODES = ("driving", "source", "neutral")
 REGION_GROUPS = ("pose", "eyes", "brows", "mouth")
@@ -66,6 +77,7 @@ class Controls:
     mouth_open, smile, eyes, eye_left, eye_right, brows: expression edits in [-1, 1] (eyes > 0 opens both).
     regions: soft weights in [0, 1] per group (pose, eyes, brows, mouth), or a preset name (all, pose,
         expression, eyes, mouth): how much of the driven motion each part of the face takes.
+    edit_area: ``whole`` or ``local`` (the expression edits change the picture only where they move the face).
     """
 
     pose: PoseMode = "relative"
@@ -82,8 +94,11 @@ class Controls:
     eye_right: float = 0.0
     brows: float = 0.0
     regions: dict[str, float] = field(default_factory=lambda: dict(REGION_PRESETS["all"]))
+    edit_area: EditArea = "whole"
 
     def __post_init__(self) -> None:
+        if self.edit_area not in EDIT_AREAS:
+            raise OstnetError(f"unknown edit area {self.edit_area!r}; choose one of {', '.join(EDIT_AREAS)}")
         if self.pose not in POSE_MODES:
             raise OstnetError(f"unknown pose mode {self.pose!r}; choose one of {', '.join(POSE_MODES)}")
         if self.expression not in EXPRESSION_MODES:
@@ -113,6 +128,11 @@ class Controls:
         object.__setattr__(self, "regions", {g: float(regions.get(g, 1.0)) for g in REGION_GROUPS})
         for group, weight in self.regions.items():
             _check_range(f"region weight {group}", weight, 0.0, 1.0)
+
+    @property
+    def local_edits(self) -> bool:
+        """True when expression edits are set and are to change the picture only where they move the face."""
+        return self.edit_area == "local" and any(getattr(self, name) for name in EXPRESSION_EDITS)
 
     @property
     def is_identity(self) -> bool:
@@ -190,6 +210,12 @@ def parse_regions(text: str) -> dict[str, float] | str:
     return out
 
 
+def local_edit_mask(region: Tensor) -> Tensor:
+    """``edit_area`` local: the weight of the edited picture, from the model's landmark region (in [0, 1])."""
+    mask = (LOCAL_EDIT_GAIN * region).clamp(0, 1)
+    return torch.where(mask < LOCAL_EDIT_FLOOR, torch.zeros_like(mask), mask)
+
+
 def supported_controls(model) -> frozenset[str]:
     """The Controls fields ``model`` can honour: all of them for PECHead models, none for 2-D keypoint models."""
     return _supported(bool(getattr(model, "controllable", False)))
@@ -238,8 +264,9 @@ class ControlState:
     def reset(self) -> None:
         self.first_pose = self.first_expression = None
 
-    def apply(self, source: Tensor, pose_driver: Tensor, expression_driver: Tensor) -> Tensor:
-        """source (1 or B, D), drivers (B, D) coefficient vectors -> (B, D) coefficients posing the source."""
+    def apply(self, source: Tensor, pose_driver: Tensor, expression_driver: Tensor, with_edits: bool = True) -> Tensor:
+        """source (1 or B, D), drivers (B, D) coefficient vectors -> (B, D) coefficients posing the source;
+        without the expression edits (``mouth_open`` ... ``brows``) unless ``with_edits``."""
         c = self.controls
         b = pose_driver.shape[0]
         src = source.expand(b, -1).float()
@@ -258,13 +285,13 @@ class ControlState:
         elif c.pose == "fixed":
             out[:, _POSE] = torch.tensor(c.fixed_pose, dtype=out.dtype, device=out.device)
         out[:, _POSE] = out[:, _POSE] + torch.tensor([c.yaw, c.pitch, c.roll], dtype=out.dtype, device=out.device)
-        out[:, 3:9] = self._expression(src[:, 3:9], expression_driver[:, 3:9])
+        out[:, 3:9] = self._expression(src[:, 3:9], expression_driver[:, 3:9], with_edits)
         weights = torch.ones(out.shape[1], dtype=out.dtype, device=out.device)
         for group, weight in c.regions.items():
             weights[_GROUP_INDICES[group]] = weight
         return torch.where(weights == 1, out, src + weights * (out - src))
 
-    def _expression(self, source: Tensor, driver: Tensor) -> Tensor:
+    def _expression(self, source: Tensor, driver: Tensor, with_edits: bool = True) -> Tensor:
         c = self.controls
         if c.expression == "driving":
             driven = source + driver - self.first_expression[:, 3:9] if c.pose == "relative" else driver
@@ -273,6 +300,8 @@ class ControlState:
             expression = torch.tensor(NEUTRAL_EXPRESSION, dtype=source.dtype, device=source.device).expand_as(source)
         else:
             expression = source
+        if not with_edits:
+            return expression
         edits = torch.tensor(
             [c.mouth_open, SMILE_WIDTH * c.smile, c.eyes + c.eye_right, c.eyes + c.eye_left, c.brows, c.brows],
             dtype=source.dtype,

@@ -445,6 +445,8 @@ class OnnxAnimator:
         # PECHead: the controls, applied on the host as the Animator does, and CAP's state
         controls = Controls() if controls is None else controls
         check_controls("coefficients" in self.sessions, self.manifest["preset"], controls)
+        if controls.edit_area != "whole":
+            raise OstnetError("--edit-area local works with --runtime torch only")
         self.controls = ControlState(controls) if "coefficients" in self.sessions else None
         self.cap_state: np.ndarray | None = None
 

@@ -21,6 +21,7 @@ from ostnet.inference.controls import (
     EDIT_LIMIT,
     SCALE_LIMIT,
     Controls,
+    EditArea,
     ExpressionMode,
     parse_pose,
     parse_regions,
@@ -111,6 +112,11 @@ class EditControls:
     eye_left: float | None = _edit("the subject's left eye only (wink: -1)")
     eye_right: float | None = _edit("the subject's right eye only")
     brows: float | None = _edit("raise (> 0) or lower (< 0) the brows")
+    edit_area: EditArea | None = option(
+        None, group=CONTROLS,
+        help="whole (default, the paper): the edited coefficients re-render the picture; local: the expression "
+        "edits above change it only where they move the face (PECHead; beyond the paper)",
+    )  # fmt: skip
     recipe: Path | None = option(
         None, metavar="JSON", help="load the controls from an edit recipe (the flags given override it)",
         group=CONTROLS, web=False,

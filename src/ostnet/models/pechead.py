@@ -29,6 +29,8 @@ checkpoint format, the Animator, the trainer and the evaluation harness are shar
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
@@ -502,11 +504,27 @@ class PECHead(OSTNet):
         return self.kp_detector.posed(kp_driving.canonical, kept).landmarks
 
     def expression_region(self, kp_source: HeadMotion, kp_driving: HeadMotion, height: int, width: int) -> Tensor:
-        """(B, 1, height, width) in [0, 1], no gradient: where the expression change moved the landmarks (the
-        largest |heat difference| over the landmarks); zero for an unchanged expression."""
+        """(B, 1, height, width) in [0, 1], no gradient: where the expression change moved the landmarks;
+        zero for an unchanged expression."""
         reference = self.expression_reference(kp_source.coefficients[:, EXPRESSION], kp_driving)
-        heat = expression_heat(kp_driving.landmarks, reference, height, width, self.cfg.dense_motion.kp_variance)
+        return self.landmark_region(kp_driving.landmarks, reference, height, width)
+
+    def landmark_region(self, landmarks: Tensor, reference: Tensor, height: int, width: int) -> Tensor:
+        """(B, 1, height, width) in [0, 1], no gradient: where ``landmarks`` differ from ``reference`` (both
+        (B, L, 2)), the largest |heat difference| over the landmarks; zero where none moved."""
+        heat = expression_heat(landmarks, reference, height, width, self.cfg.dense_motion.kp_variance)
         return heat.abs().amax(dim=1, keepdim=True).detach()
+
+    @contextmanager
+    def temporal_state_kept(self) -> Iterator[None]:
+        """The block leaves CAP's state as it found it (a second rendering of the same frames)."""
+        cap = self.generator.cap
+        saved = None if cap is None else cap.state
+        try:
+            yield
+        finally:
+            if cap is not None:
+                cap.state = saved
 
     def _map_reference(self, prepared: PECPrepared, kp_driving: HeadMotion) -> Tensor | None:
         """The reference landmarks of ``pechead.expression_map``; None when it is off."""
