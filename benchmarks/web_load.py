@@ -65,9 +65,14 @@ def _poll_page(url: str, stop: threading.Event, latencies: list[float]) -> None:
 
 def run_load(served, portrait: Path, clip: Path, clients: int = 8) -> dict:
     """Run the load against a running server (``ostnet.web.server.serve(..., block=False)``)."""
+
+    with tempfile.TemporaryDirectory(prefix="ostnet-load-") as tmp:  # the clients' inputs and downloads
+        return _load(served, portrait, clip, clients, Path(tmp))
+
+
+def _load(served, portrait: Path, clip: Path, clients: int, folder: Path) -> dict:
     from ostnet.io.video import probe_video
 
-    folder = Path(tempfile.mkdtemp(prefix="ostnet-load-"))
     inputs = _clips(clip, clients, folder)
     stop, latencies = threading.Event(), []
     poller = threading.Thread(target=_poll_page, args=(served.url, stop, latencies), daemon=True)
