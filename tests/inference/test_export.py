@@ -147,6 +147,19 @@ def test_pechead_export_equals_the_torch_animator_with_controls(pechead_export):
     assert (onnx.animate(images[1:3]).prediction - want[:2]).abs().max() <= 1e-4
 
 
+def test_pechead_export_leaves_the_model_as_it_was(tmp_path):
+    """Exporting runs the model in the Animator's video mode and checks it with an Animator: afterwards its
+    temporal mode is what it was and CAP holds no state."""
+    from ostnet.inference.export import export_onnx
+
+    torch.manual_seed(0)
+    model = build_model("tiny-pechead").eval()
+    checkpoint = save_checkpoint(model, tmp_path / "p.safetensors")
+    model.temporal = "clips"
+    export_onnx(model, checkpoint, tmp_path / "out")
+    assert model.temporal == "clips" and model.generator.cap.state is None
+
+
 def test_onnx_runtime_refuses_controls_a_model_cannot_honour(exported, tiny_checkpoint, pechead_export):
     with pytest.raises(OstnetError, match=r"^--yaw: model 'tiny' cannot honour it"):
         OnnxAnimator(exported, tiny_checkpoint, controls=Controls(yaw=5.0))

@@ -283,7 +283,12 @@ def _manifest(model: OSTNet, checkpoint: Path, mode: str, state_names: list[str]
 
 def _export_pechead(model: PECHead, checkpoint: Path, output: Path, mode: str) -> ExportSummary:
     """``export_onnx`` of a PECHead model: ``prepare``, ``coefficients`` and ``step`` graphs (module docstring),
-    checked against the PyTorch Animator with its default controls."""
+    checked against the PyTorch Animator with its default controls. The model's temporal mode is kept."""
+    with _video(model):  # the Animator that checks the graphs leaves its own mode
+        return _export_pechead_graphs(model, checkpoint, output, mode)
+
+
+def _export_pechead_graphs(model: PECHead, checkpoint: Path, output: Path, mode: str) -> ExportSummary:
     net = model.cpu().eval()
     step = FrameStep(net, mode)
     images = _sample_images(5, model.cfg.image_size, seed=0)
@@ -342,13 +347,14 @@ def _check_and_write(folder: Path, manifest: dict, source: Tensor, frames: Tenso
 
 @contextmanager
 def _video(net: PECHead) -> Iterator[None]:
-    """PECHead in the Animator's ``video`` mode (CAP carries its state), from no state, for the block."""
-    net.temporal = "video"
+    """PECHead in the Animator's ``video`` mode (CAP carries its state), from no state, for the block; then its
+    mode as it was, with no state."""
+    previous, net.temporal = net.temporal, "video"
     net.reset_state()
     try:
         yield
     finally:
-        net.temporal = "none"
+        net.temporal = previous
         net.reset_state()
 
 
