@@ -138,6 +138,24 @@ def test_camera_pan_moves_the_whole_picture_and_leaves_the_rest_of_the_clip():
         sample_sequence(3, 4, scale=0.8, rng=np.random.default_rng(1), camera=-0.1)
 
 
+def test_blink_rate_closes_the_eyes_more_often_and_leaves_the_plain_clip_at_one():
+    plain = sample_sequence(3, 200, scale=0.8, rng=np.random.default_rng(1))
+    assert sample_sequence(3, 200, scale=0.8, rng=np.random.default_rng(1), blink_rate=1.0) == plain
+    closed = {}
+    for rate in (1.0, 4.0):
+        frames = [
+            f
+            for seed in range(6)
+            for f in sample_sequence(3, 200, scale=0.8, rng=np.random.default_rng(seed), blink_rate=rate)
+        ]
+        eyes = np.array([f.expression.eye_open for f in frames])
+        closed[rate] = np.mean(eyes < 0.5)
+        assert eyes.min() >= 0.0 and eyes.max() <= 1.0
+    assert closed[4.0] > 2.5 * closed[1.0] > 0  # each gap between blinks is a quarter as long
+    with pytest.raises(ValueError, match="blink_rate"):
+        sample_sequence(3, 4, scale=0.8, rng=np.random.default_rng(1), blink_rate=0.0)
+
+
 def test_dataset_motion_lowers_the_similarity_of_frames_of_one_video(tmp_path):
     kwargs = dict(num_identities=2, videos_per_identity=1, num_frames=16, size=32, test_identities=1)
     change = {}
@@ -210,10 +228,10 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
 def test_synth_command(tmp_path, capsys):
     out = tmp_path / "cli"
     args = ["synth", "--output", str(out), "--identities", "3", "--test-identities", "1"]
-    style = ["--motion", "2", "--camera", "0.1", "--texture", "0.2"]
+    style = ["--motion", "2", "--camera", "0.1", "--texture", "0.2", "--blink-rate", "3"]
     assert cli_main([*args, *style, "--frames", "2", "--size", "16", "--seed", "1"]) == 0
     assert len(list((out / "train").iterdir())) == 4 and "wrote 6 videos" in capsys.readouterr().out
     spec = json.loads((out / "synthetic.json").read_text())["spec"]
-    assert (spec["motion"], spec["camera"], spec["texture"]) == (2.0, 0.1, 0.2)
+    assert (spec["motion"], spec["camera"], spec["texture"], spec["blink_rate"]) == (2.0, 0.1, 0.2, 3.0)
     assert cli_main(args) == 2  # exists already
     assert "already exists" in capsys.readouterr().err

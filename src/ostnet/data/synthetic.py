@@ -142,13 +142,14 @@ def _wave(rng: np.random.Generator, t: np.ndarray, amplitude: float, freq: tuple
     return out
 
 
-def _blinks(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
-    """Eye openness in [0, 1] with blinks (~5 frames each) every 0.8-3 s."""
+def _blinks(rng: np.random.Generator, t: np.ndarray, rate: float = 1.0) -> np.ndarray:
+    """Eye openness in [0, 1] with blinks (~5 frames each) every 0.8-3 s, ``rate`` times as often (1 = plain;
+    the same draws, each gap divided by ``rate``)."""
     closure = np.zeros_like(t)
-    start = rng.uniform(-10.0, 40.0)
+    start = rng.uniform(-10.0, 40.0) / rate
     while start < t[-1] + 5:
         closure = np.maximum(closure, np.exp(-(((t - start) / 1.3) ** 2)))
-        start += rng.uniform(20.0, 75.0)
+        start += rng.uniform(20.0, 75.0) / rate
     return 1.0 - closure
 
 
@@ -174,6 +175,7 @@ def sample_sequence(
     rng: np.random.Generator,
     motion: float = 1.0,
     camera: float = 0.0,
+    blink_rate: float = 1.0,
 ) -> list[HeadParams]:
     """A smooth clip of ``num_frames`` frames of the person ``identity_seed`` at base ``scale``.
 
@@ -188,6 +190,8 @@ def sample_sequence(
     ``camera`` (>= 0, default 0) is the amplitude of a camera pan in normalised frame units (x; y gets 0.6 of
     it): the whole picture, background included, sweeps to and fro, as with a hand-held camera. Its draws
     come after all others, so a clip with ``camera=0`` is the clip without a pan.
+
+    ``blink_rate`` (> 0, default 1) multiplies how often the eyes blink; 1 gives exactly the plain clips.
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
@@ -195,13 +199,15 @@ def sample_sequence(
         raise ValueError(f"motion must be >= 0, got {motion}")
     if not camera >= 0.0:
         raise ValueError(f"camera must be >= 0, got {camera}")
+    if not blink_rate > 0.0:
+        raise ValueError(f"blink_rate must be > 0, got {blink_rate}")
     identity = sample_identity(identity_seed)
     t = np.arange(num_frames, dtype=np.float64)
     syllables = 0.5 - 0.5 * np.cos(2 * math.pi * rng.uniform(3.0, 5.0) * t / FPS + rng.uniform(0, 6.3))
     envelope = np.clip(0.55 + _wave(rng, t, 1.0, (0.2, 0.6)), 0.0, 1.0)
     mouth_open = np.clip(syllables * envelope * rng.uniform(0.6, 1.0), 0.0, 1.0)
     mouth_width = 1.0 + _wave(rng, t, 0.12, (0.2, 0.8)) - 0.12 * mouth_open
-    eye_open = _blinks(rng, t) * rng.uniform(0.8, 1.0)
+    eye_open = _blinks(rng, t, blink_rate) * rng.uniform(0.8, 1.0)
     brow = np.clip(_wave(rng, t, 0.8, (0.1, 0.6)), -1.0, 1.0)
     head_t = t * max(1.0, motion)  # faster head waves at large motion (identical at motion <= 1)
     yaw = np.clip(motion * _wave(rng, head_t, rng.uniform(0.1, 0.35), (0.1, 0.5)), -MAX_YAW, MAX_YAW)
@@ -474,6 +480,9 @@ class SyntheticSpec:
     texture: float = option(
         0.0, metavar="T", help="shading-pattern strength of render_head (0: flat colours)", bounds=(0.0, 0.99)
     )
+    blink_rate: float = option(
+        1.0, metavar="R", help="how many times as often the eyes blink (1: plain clips)", bounds=(0.01, 100.0)
+    )
 
     def check(self) -> None:
         """Raise OstnetError for arguments that cannot make a train and a test split."""
@@ -490,6 +499,8 @@ class SyntheticSpec:
             raise OstnetError(f"synthetic dataset: motion must be >= 0, got {self.motion}")
         if not self.camera >= 0.0:
             raise OstnetError(f"synthetic dataset: camera must be >= 0, got {self.camera}")
+        if not self.blink_rate > 0.0:
+            raise OstnetError(f"synthetic dataset: blink rate must be > 0, got {self.blink_rate}")
         if not 0.0 <= self.texture < 1.0:
             raise OstnetError(f"synthetic dataset: texture must be in [0, 1), got {self.texture}")
         if not 0.0 < self.scale_range[0] <= self.scale_range[1]:
@@ -526,6 +537,7 @@ def write_synthetic_dataset(
     motion: float = 1.0,
     camera: float = 0.0,
     texture: float = 0.0,
+    blink_rate: float = 1.0,
     overwrite: bool = False,
 ) -> Path:
     """Write a synthetic talking-head dataset in the FOMM layout and return ``root``.
@@ -537,7 +549,8 @@ def write_synthetic_dataset(
     the exact face coefficients R (``coefficients.npz``, see ``head_coefficients``). Each video's base scale
     is drawn from U(scale_range). ``motion`` multiplies the head motion within each video (see
     ``sample_sequence``; 1 = the plain clips) and ``camera`` is the amplitude of its camera pan. ``texture``
-    is ``render_head``'s shading-pattern strength (0 = flat colours). Deterministic in its arguments.
+    is ``render_head``'s shading-pattern strength (0 = flat colours) and ``blink_rate`` multiplies how often
+    the eyes blink (1 = the plain clips). Deterministic in its arguments.
 
     The dataset is built in a temporary folder beside ``root`` and moved into place at the end, so an
     interrupted run leaves nothing. An existing non-empty ``root`` is an OstnetError unless ``overwrite``.
@@ -553,6 +566,7 @@ def write_synthetic_dataset(
         motion,
         camera,
         texture,
+        blink_rate,
     )
     spec.check()
     root = Path(root)
@@ -573,7 +587,13 @@ def _fill_dataset(tmp: Path, spec: SyntheticSpec) -> None:
             rng = np.random.default_rng([spec.seed, i, j])
             scale = float(rng.uniform(*spec.scale_range))
             frames = sample_sequence(
-                identity_seed, spec.num_frames, scale=scale, rng=rng, motion=spec.motion, camera=spec.camera
+                identity_seed,
+                spec.num_frames,
+                scale=scale,
+                rng=rng,
+                motion=spec.motion,
+                camera=spec.camera,
+                blink_rate=spec.blink_rate,
             )
             _write_video(tmp / split / name, frames, spec.size, spec.texture)
             save_clip_coefficients(tmp / split / name, [head_coefficients(p) for p in frames])
