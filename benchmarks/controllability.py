@@ -79,6 +79,7 @@ EDITS = {  # name -> (Controls, how the drawing parameters change)
     "mouth +1.0": (Controls(mouth_open=1.0), lambda p: _expr(p, mouth_open=p.expression.mouth_open + 1.0)),
     "eyes -0.6": (Controls(eyes=-0.6), lambda p: _expr(p, eye_open=p.expression.eye_open - 0.6)),
 }  # test heads: mouth 0-0.3, eyes 0.8-1: no edit leaves the range the renderer draws (mouth <= 1.3)
+GRID_EDITS = ("yaw +30", "mouth +1.0", "eyes -0.6")  # the columns of --grid, after source and zero edit
 MEASURED = {"yaw": 0, "roll": 2, "mouth": 3, "eyes": (5, 6)}  # coefficient indices read by R̂
 
 
@@ -410,7 +411,7 @@ def main() -> None:
         "--landmark-warp", type=int, metavar="SIZE", help="also the exact landmark warp's scores at SIZE px (no model)"
     )
     parser.add_argument("--local", action="store_true", help="also the edits with edit_area local")
-    parser.add_argument("--grid", type=Path, help="also a PNG of the first checkpoint's yaw +30 / mouth +1.0 edits")
+    parser.add_argument("--grid", type=Path, help="also a PNG of the first checkpoint's edits (GRID_EDITS)")
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args()
     if not (args.checkpoint or args.landmark_warp):
@@ -455,7 +456,7 @@ def main() -> None:
     args.output.write_text(json.dumps(results, indent=1))
     if args.grid:
         model = load_checkpoint(args.checkpoint[0].partition("=")[2]).eval()
-        edit_grid(model, heads[:4], args.texture, ("yaw +30", "mouth +1.0"), args.grid, args.local)
+        edit_grid(model, heads[:4], args.texture, GRID_EDITS, args.grid, args.local)
 
 
 if __name__ == "__main__":

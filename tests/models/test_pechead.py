@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 
 import pytest
@@ -27,7 +28,14 @@ from ostnet.inference.controls import (
 )
 from ostnet.losses.objective import expression_region_loss
 from ostnet.models.ostnet import build_model
-from ostnet.models.pechead import PLACEMENT, FeatureFusion, PECHead, TemporalContext
+from ostnet.models.pechead import (
+    PLACEMENT,
+    FeatureFusion,
+    PECHead,
+    TemporalContext,
+    expression_heat,
+    landmark_support,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -100,6 +108,25 @@ def test_still_edit_with_zero_controls_is_the_self_reconstruction(model, frames)
     assert (edited.edit() - animator.edit()).abs().max() > 1e-3  # an edit changes the (untrained) picture
 
 
+def test_landmark_support_covers_both_places_of_a_moved_landmark_and_nothing_else():
+    """Analytic: one landmark moves down by d on a 33 x 33 grid (pixel centres at multiples of 1/16); the support
+    is min(1, d / saturation) times the larger Gaussian of its two places, which the heat difference is not: it is
+    0 half-way, where the support is exp(-(d/2)^2 / 2 var). A landmark that stays adds nothing."""
+    var, d, size = 0.01, 0.25, 33
+    reference = torch.tensor([[[0.0, 0.0], [0.5, -0.5]]])
+    moved = reference + torch.tensor([[[0.0, d], [0.0, 0.0]]])
+    grid = make_coordinate_grid(size, size)
+    near = [(-0.5 * ((grid - torch.tensor(p)) ** 2).sum(-1) / var).exp() for p in ([0.0, 0.0], [0.0, d])]
+    for saturation, weight in ((0.1, 1.0), (0.5, 0.5)):
+        support = landmark_support(moved, reference, size, size, var, saturation)[0, 0]
+        torch.testing.assert_close(support, weight * torch.maximum(*near))
+        half_way = support[16 + 2, 16]  # y = 2/16 = d/2
+        assert half_way == pytest.approx(weight * math.exp(-((d / 2) ** 2) / (2 * var)), rel=1e-5)
+    heat = expression_heat(moved, reference, size, size, var)[0, 0]
+    assert heat[16 + 2, 16].abs() < 1e-6  # the heat difference vanishes there
+    assert torch.equal(landmark_support(reference, reference, size, size, var, 0.04), torch.zeros(1, 1, size, size))
+
+
 def test_local_edit_changes_the_picture_only_where_the_edit_moves_the_landmarks(model, frames):
     """``edit_area`` local: where the mouth edit's landmark mask is 0, the still edit is the picture without the
     mouth edit (the yaw offset kept) to the bit; elsewhere the mask mixes it with the whole edit; without an
@@ -117,7 +144,7 @@ def test_local_edit_changes_the_picture_only_where_the_edit_moves_the_landmarks(
         own = kp.coefficients
         posed = [model.pose_keypoints(kp, ControlState(c).apply(own, own, own)).landmarks
                  for c in (Controls(yaw=10.0, mouth_open=1.0), Controls(yaw=10.0))]  # fmt: skip
-    mask = local_edit_mask(model.landmark_region(*posed, 64, 64)).expand_as(results["local"])
+    mask = local_edit_mask(model, *posed, 64, 64).expand_as(results["local"])
     assert 0.005 < (mask > 0).float().mean() < 0.5 and mask.max() > 0.1
     assert torch.equal(results["local"][mask == 0], results["yaw only"][mask == 0])
     mixed = results["yaw only"] + mask * (results["whole"] - results["yaw only"])

@@ -338,8 +338,7 @@ class Animator:
         with self.net.temporal_state_kept():
             unedited = self.step.render(prepared, reference, z)
         edited = self.step.render(prepared, kp, z)
-        region = self.net.landmark_region(kp.landmarks, reference.landmarks, *edited.shape[-2:])
-        mask = local_edit_mask(region).to(edited.dtype)
+        mask = local_edit_mask(self.net, kp.landmarks, reference.landmarks, *edited.shape[-2:]).to(edited.dtype)
         return unedited + mask * (edited - unedited)
 
     def _step(

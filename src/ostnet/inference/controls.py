@@ -17,7 +17,7 @@ poses the source (``PECHead.pose_keypoints``), in this order:
 
 ``edit_area``: ``whole`` (the slides: the picture is rendered from the edited R) or ``local`` (beyond the slides:
 the expression edits of step 2 change the picture only where they move the landmarks; the Animator renders R with
-and without them and mixes the two with the model's landmark region, ``LOCAL_EDIT_GAIN``).
+and without them and mixes the two with the support of the landmarks they move, ``local_edit_mask``).
 
 Zero controls (``Controls()``) are plain animation. A model with 2-D keypoints (OSTNet, FOMM) cannot turn a head:
 ``check_supported`` names the first control it cannot honour.
@@ -44,9 +44,9 @@ ExpressionMode = Literal["driving", "source", "neutral"]
 EditArea = Literal["whole", "local"]
 EDIT_AREAS = ("whole", "local")
 EXPRESSION_EDITS = ("mouth_open", "smile", "eyes", "eye_left", "eye_right", "brows")
-# edit_area local: the mask is clamp(gain * the largest landmark heat change, 0, 1). 3 measured best of 1, 3, 10 on
-# mouth and eye edits of tiny-pechead (docs/results.md, "Local expression edits").
-LOCAL_EDIT_GAIN = 3.0
+# edit_area local: the mask is PECHead.landmark_support, full for a landmark that moved this far (frame units, [-1, 1]).
+# 0.04 measured best of 0.01, 0.02, 0.04, 0.08 on validation heads (docs/results.md, "Eye edits").
+LOCAL_EDIT_SATURATION = 0.04
 LOCAL_EDIT_FLOOR = 0.01  # below it the mask is 0: there the picture is exactly the one without the edits
 POSE_MODES = ("relative", "absolute", "source", "fixed")
 EXPRESSION_MODES = ("driving", "source", "neutral")
@@ -210,9 +210,10 @@ def parse_regions(text: str) -> dict[str, float] | str:
     return out
 
 
-def local_edit_mask(region: Tensor) -> Tensor:
-    """``edit_area`` local: the weight of the edited picture, from the model's landmark region (in [0, 1])."""
-    mask = (LOCAL_EDIT_GAIN * region).clamp(0, 1)
+def local_edit_mask(model, landmarks: Tensor, reference: Tensor, height: int, width: int) -> Tensor:
+    """``edit_area`` local: (B, 1, height, width), the weight of the edited picture: the support of the landmarks
+    that the edits move from ``reference`` (PECHead's ``landmark_support``), 0 below ``LOCAL_EDIT_FLOOR``."""
+    mask = model.landmark_support(landmarks, reference, height, width, LOCAL_EDIT_SATURATION)
     return torch.where(mask < LOCAL_EDIT_FLOOR, torch.zeros_like(mask), mask)
 
 

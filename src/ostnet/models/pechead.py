@@ -83,6 +83,18 @@ def expression_heat(landmarks: Tensor, reference: Tensor, height: int, width: in
     return heat[0] - heat[1]
 
 
+def landmark_support(
+    landmarks: Tensor, reference: Tensor, height: int, width: int, variance: float, saturation: float
+) -> Tensor:
+    """(B, 1, height, width) in [0, 1]: around every landmark that moved from ``reference`` to ``landmarks`` (both
+    (B, L, 2)), at both places, the larger of its two Gaussian heat maps, weighted by how far it moved (full from
+    ``saturation`` frame units on); the largest over the landmarks. Exactly zero where none moved. Unlike the heat
+    difference, it does not vanish on the line half-way between the two places (where a lid's edge moves to)."""
+    heat = torch.maximum(*(keypoints_to_gaussian(points, height, width, variance) for points in (landmarks, reference)))
+    moved = ((landmarks - reference).norm(dim=-1) / saturation).clamp(0, 1)
+    return (moved[..., None, None] * heat).amax(dim=1, keepdim=True)
+
+
 class HeadMotion(NamedTuple):
     """Keypoints of one frame with what PECHead needs besides them (all batched).
 
@@ -514,6 +526,13 @@ class PECHead(OSTNet):
         (B, L, 2)), the largest |heat difference| over the landmarks; zero where none moved."""
         heat = expression_heat(landmarks, reference, height, width, self.cfg.dense_motion.kp_variance)
         return heat.abs().amax(dim=1, keepdim=True).detach()
+
+    def landmark_support(
+        self, landmarks: Tensor, reference: Tensor, height: int, width: int, saturation: float
+    ) -> Tensor:
+        """``landmark_support`` with the model's heat-map variance (``dense_motion.kp_variance``), no gradient."""
+        variance = self.cfg.dense_motion.kp_variance
+        return landmark_support(landmarks, reference, height, width, variance, saturation).detach()
 
     @contextmanager
     def temporal_state_kept(self) -> Iterator[None]:
