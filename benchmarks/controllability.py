@@ -4,10 +4,12 @@ For every test head (identities never seen in training, random pose and expressi
 +30 deg, roll +10 deg, mouth open +0.5 and +1.0, eyes -0.6), the true edited head is rendered from the edited
 drawing parameters and compared with the model's still edit (``Animator.edit``) and with the unedited source:
 
-* ``L1 edit`` / ``L1 source``: mean |image - true edited head| (RGB [0, 1]); the edit must beat the source;
+* ``L1 edit`` / ``L1 source``: mean |image - true edited head| (RGB [0, 1]); the edit must beat the source
+  (``l1_gain``: the paired difference, head by head, with its interval);
 * ``change L1`` (the headline, docs/results.md): mean |(edit - zero-edit output) - (true edited head - source)|,
   the error of the change the edit makes, which does not charge the edit with the model's reconstruction error;
-  the unedited source (no change) scores mean |true edited head - source| on it;
+  the unedited source (no change) scores mean |true edited head - source| on it; ``change_gain`` is the paired
+  difference (edit minus no change, head by head; below 0 the edit is better) with its interval;
 * ``E landmarks``: mean distance (frame units, [-1, 1]) of the landmarks E poses with the edited coefficients
   (what drives the generator) from the true edited landmarks; doing nothing (the true source landmarks) is the
   baseline. It judges E alone. ``E change``: the same for the landmarks' change (edited minus zero-edit posed
@@ -28,7 +30,9 @@ drawing parameters and compared with the model's still edit (``Animator.edit``) 
   the output against the driving frame's, and both L1s to the driving frame. What plain animation cannot show,
   no edit will;
 * ``--local``: the edits again with ``edit_area`` local (the expression edits change the picture only where they
-  move the model's landmarks; pose edits are the same), under ``edits_local``;
+  move the model's landmarks; pose edits are the same), under ``edits_local``. A still local expression edit
+  changes the source picture itself (elsewhere it is the source), so its ``L1 edit`` is the score to read: its
+  ``change L1`` is charged with the model's reconstruction error, which the edit does not show;
 * ``--landmark-warp SIZE`` (no model): the landmark flow's ceiling, the source warped by the model's landmark
   thin-plate spline from the exact source landmarks to the exact edited ones, scored like an edit.
 
@@ -272,6 +276,9 @@ def _summary(rows: dict[str, list]) -> dict:
     entry = {f"{key}": interval(v) for key, v in rows.items() if not key.endswith(("output", "truth"))}
     won = {key: (a, b) for key, (a, b) in wins.items() if a in rows}  # E's rows exist only with a model
     entry |= {key: float(np.mean(np.asarray(rows[a]) < np.asarray(rows[b]))) for key, (a, b) in won.items()}
+    for key, score in (("l1_gain", "l1_edit"), ("change_gain", "change_l1")):  # paired, head by head: score minus
+        if score in rows:  # no change's (< 0: the edit is better)
+            entry[key] = interval((np.asarray(rows[score]) - np.asarray(rows["l1_source"])).tolist())
     for key in ("i_delta_output", "i_delta_truth", "r_delta_output", "r_delta_truth"):
         if key in rows:
             entry[key] = dict(zip(MEASURED, np.mean(rows[key], axis=0).round(3).tolist(), strict=True))

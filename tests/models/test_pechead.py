@@ -159,6 +159,30 @@ def test_local_edit_changes_the_picture_only_where_the_edit_moves_the_landmarks(
     assert torch.equal(states[0], states[1])
 
 
+def test_local_still_edit_at_the_source_pose_changes_the_source_itself_only_where_the_edit_acts(model, frames):
+    """A still local edit whose unedited R is the source's own (expression edits only): outside the mask the
+    result is the source picture to the bit, inside the source plus the edit's change (edited - unedited
+    rendering). With a pose offset the unedited picture is the model's rendering (the test above)."""
+    pictures = {}
+    for name, controls in {"plain": Controls(), "whole": Controls(eyes=-0.6),
+                           "local": Controls(eyes=-0.6, edit_area="local")}.items():  # fmt: skip
+        animator = _animator(model, controls=controls)
+        animator.set_source(frames[:1])
+        pictures[name] = animator.edit()
+    source = animator.source.image
+    with torch.no_grad():
+        kp = model.detect(frames[:1])
+        own = kp.coefficients
+        posed = [model.pose_keypoints(kp, ControlState(c).apply(own, own, own)).landmarks
+                 for c in (Controls(eyes=-0.6), Controls())]  # fmt: skip
+    mask = local_edit_mask(model, *posed, 64, 64).expand_as(source)
+    assert 0.005 < (mask > 0).float().mean() < 0.5
+    assert torch.equal(pictures["local"][mask == 0], source[mask == 0])
+    expected = (source + mask * (pictures["whole"] - pictures["plain"])).clamp(0, 1)
+    torch.testing.assert_close(pictures["local"], expected, atol=1e-6, rtol=0)
+    assert (pictures["plain"] - source).abs().max() > 1e-2  # the model's rendering is not the source
+
+
 @pytest.mark.parametrize(
     ("option", "layers", "inputs"),
     [("expression_code", "expression_up", "in_features"), ("expression_map", "expression_maps", "in_channels")],

@@ -280,7 +280,10 @@ class Animator:
             kp, reference = self._controlled(state, state.kp, (None, None))
             _, _, z = self.step.motion(state.image, state.kp)  # SE models: the source's own scale code
             self.net.temporal = "none"
-            prediction = self._render(state.prepared, kp, z, reference)
+            base = None  # local edits at the source's own R: outside the edits the picture is the source itself
+            if reference is not None and torch.allclose(reference.coefficients, state.kp.coefficients, atol=1e-5):
+                base = state.image
+            prediction = self._render(state.prepared, kp, z, reference, base)
         return prediction.float().clamp(0, 1)
 
     @torch.inference_mode()
@@ -329,17 +332,17 @@ class Animator:
         unedited = self.control_state.apply(source, pose, expression, with_edits=False)
         return kp, self.net.pose_keypoints(state.kp, unedited)
 
-    def _render(self, prepared, kp, z: Tensor | None, reference=None) -> Tensor:
+    def _render(self, prepared, kp, z: Tensor | None, reference=None, base: Tensor | None = None) -> Tensor:
         """The generator's picture for ``kp``. With a ``reference`` (the keypoints without the expression edits,
-        ``edit_area`` local) also the picture for it, from the same temporal state, and the edits' picture only
-        where they move the landmarks: reference + mask (edited - reference)."""
+        ``edit_area`` local) also the picture for it, from the same temporal state, and the edits' change only
+        where they move the landmarks: (``base`` or the reference's picture) + mask (edited - reference's)."""
         if reference is None:
             return self.step.render(prepared, kp, z)
         with self.net.temporal_state_kept():
             unedited = self.step.render(prepared, reference, z)
         edited = self.step.render(prepared, kp, z)
         mask = local_edit_mask(self.net, kp.landmarks, reference.landmarks, *edited.shape[-2:]).to(edited.dtype)
-        return unedited + mask * (edited - unedited)
+        return (unedited if base is None else base.to(edited.dtype)) + mask * (edited - unedited)
 
     def _step(
         self,
