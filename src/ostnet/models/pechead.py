@@ -516,15 +516,10 @@ class PECHead(OSTNet):
         return self.kp_detector.posed(kp_driving.canonical, kept).landmarks
 
     def expression_region(self, kp_source: HeadMotion, kp_driving: HeadMotion, height: int, width: int) -> Tensor:
-        """(B, 1, height, width) in [0, 1], no gradient: where the expression change moved the landmarks;
-        zero for an unchanged expression."""
+        """(B, 1, height, width) in [0, 1], no gradient: where the expression change moved the landmarks (the
+        largest |heat difference| over the landmarks); zero for an unchanged expression."""
         reference = self.expression_reference(kp_source.coefficients[:, EXPRESSION], kp_driving)
-        return self.landmark_region(kp_driving.landmarks, reference, height, width)
-
-    def landmark_region(self, landmarks: Tensor, reference: Tensor, height: int, width: int) -> Tensor:
-        """(B, 1, height, width) in [0, 1], no gradient: where ``landmarks`` differ from ``reference`` (both
-        (B, L, 2)), the largest |heat difference| over the landmarks; zero where none moved."""
-        heat = expression_heat(landmarks, reference, height, width, self.cfg.dense_motion.kp_variance)
+        heat = expression_heat(kp_driving.landmarks, reference, height, width, self.cfg.dense_motion.kp_variance)
         return heat.abs().amax(dim=1, keepdim=True).detach()
 
     def landmark_support(
